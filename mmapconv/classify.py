@@ -1,0 +1,316 @@
+"""Classifies one mmap callback body: what it does to the vma, and why it can or cannot convert.
+
+The rule is an allow-list: every call must belong to a kind in
+rules/classify.toml and every write must go to the vma, to a local, or to a
+field the descriptor has. Anything else makes the function manual.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .rules_data import load
+from .source import SourceFile, find
+
+_RULES = load("classify")
+_FIELDS = load("fields")["fields"]
+CATEGORY_TEXT: dict[str, str] = _RULES["categories"]
+PRIMARY_ORDER: list[str] = _RULES["primary_order"]
+AUTO_CATEGORIES = frozenset(_RULES["auto_categories"])
+ACTION_KINDS = ("remap", "map_pages", "generic")
+
+_BY_NAME: dict[str, str] = {}
+_PREFIXES: list[tuple[str, str]] = []
+for _kind, _spec in _RULES["kinds"].items():
+    for _name in _spec.get("names", []):
+        _BY_NAME.setdefault(_name, _kind)
+    for _prefix in _spec.get("prefixes", []):
+        _PREFIXES.append((_prefix, _kind))
+_PREFIXES.sort(key=lambda p: -len(p[0]))
+
+
+def kind_of(name: str) -> str | None:
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    return next((k for p, k in _PREFIXES if name.startswith(p)), None)
+
+
+@dataclass
+class Evidence:
+    line: int
+    category: str
+    code: str
+    message: str
+
+
+@dataclass
+class PendingCall:
+    """A call to a function no kind covers: resolved against the definitions we can see."""
+    callee: str
+    line: int
+    passes_vma: bool
+
+
+@dataclass
+class Summary:
+    name: str
+    path: str
+    line: int
+    static: bool
+    vma_param: str | None
+    file_param: str | None
+    evidence: list[Evidence] = field(default_factory=list)
+    delegates_to: list[str] = field(default_factory=list)
+    pending: list[PendingCall] = field(default_factory=list)
+    # Filled for the converter: start/end bytes of the definition.
+    span: tuple[int, int] = (0, 0)
+
+    @property
+    def categories(self) -> list[str]:
+        present = {e.category for e in self.evidence} or {"a"}
+        return [c for c in PRIMARY_ORDER if c in present]
+
+    @property
+    def primary(self) -> str:
+        return self.categories[0]
+
+    @property
+    def classified_auto(self) -> bool:
+        return not self.pending and set(self.categories) <= AUTO_CATEGORIES
+
+    def add(self, line: int, category: str, code: str, message: str) -> None:
+        self.evidence.append(Evidence(line, category, code, message))
+
+
+def function_name(src: SourceFile, fn) -> str | None:
+    declarator = fn.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        declarator = declarator.child_by_field_name("declarator")
+    if declarator is None:
+        return None
+    name = declarator.child_by_field_name("declarator")
+    return src.text(name) if name is not None and name.type == "identifier" else None
+
+
+def parameters(src: SourceFile, fn) -> list[tuple[str, str]]:
+    """(type text, name) of each parameter of a function definition."""
+    declarator = fn.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        declarator = declarator.child_by_field_name("declarator")
+    out = []
+    if declarator is None:
+        return out
+    for p in declarator.child_by_field_name("parameters").named_children:
+        if p.type != "parameter_declaration":
+            continue
+        inner = p.child_by_field_name("declarator")
+        stars = ""
+        while inner is not None and inner.type == "pointer_declarator":
+            stars += "*"
+            inner = inner.child_by_field_name("declarator")
+        type_node = p.child_by_field_name("type")
+        type_text = (src.text(type_node) if type_node is not None else "") + stars
+        out.append((" ".join(type_text.split()), src.text(inner) if inner is not None and inner.type == "identifier" else ""))
+    return out
+
+
+def takes_vma(src: SourceFile, fn) -> bool:
+    return any("vm_area_struct" in t and t.endswith("*") for t, _ in parameters(src, fn))
+
+
+def _locals(src: SourceFile, body) -> set[str]:
+    names = set()
+    for decl in find(body, "declaration"):
+        for d in decl.children_by_field_name("declarator"):
+            while d is not None and d.type not in ("identifier",):
+                d = d.child_by_field_name("declarator")
+            if d is not None:
+                names.add(src.text(d))
+    return names
+
+
+def _root_identifier(node):
+    """`a` for `a->b.c[2]`, with whether the path dereferences a pointer."""
+    deref = False
+    while node.type in ("field_expression", "subscript_expression", "parenthesized_expression", "pointer_expression"):
+        if node.type == "field_expression":
+            if node.child_by_field_name("operator") is not None and node.child_by_field_name("operator").type == "->":
+                deref = True
+            node = node.child_by_field_name("argument")
+        elif node.type == "subscript_expression":
+            deref = True
+            node = node.child_by_field_name("argument")
+        elif node.type == "pointer_expression":
+            deref = True
+            node = node.child_by_field_name("argument")
+        else:
+            node = node.named_children[0] if node.named_children else node
+            if node.type == "parenthesized_expression":
+                break
+    return node, deref
+
+
+def _in_loop(node, stop) -> bool:
+    node = node.parent
+    while node is not None and node != stop:
+        if node.type in ("for_statement", "while_statement", "do_statement"):
+            return True
+        node = node.parent
+    return False
+
+
+def summarize(src: SourceFile, fn) -> Summary | None:
+    name = function_name(src, fn)
+    if name is None:
+        return None
+    params = parameters(src, fn)
+    vma = next((n for t, n in params if "vm_area_struct" in t and t.endswith("*")), None)
+    file_param = next((n for t, n in params if t.replace("const ", "") == "struct file*"), None)
+    static = any(src.text(c) == "static" for c in fn.children if c.type == "storage_class_specifier")
+    summary = Summary(name, src.path, src.line(fn), static, vma, file_param, span=(fn.start_byte, fn.end_byte))
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return summary
+    local = _locals(src, body) | {n for _, n in params if n and n not in (vma,)}
+    pointers = {n for t, n in params if t.endswith("*")} | _pointer_locals(src, fn)
+    actions = []
+    locks = []
+
+    for node in find(body, "call_expression", "identifier", "assignment_expression", "update_expression", "gnu_asm_expression"):
+        t = node.type
+        if t == "call_expression":
+            _call(src, summary, node, body, vma, actions, locks)
+        elif t == "identifier" and vma and src.text(node) == vma:
+            _vma_use(src, summary, node, local)
+        elif t in ("assignment_expression", "update_expression"):
+            target = node.child_by_field_name("left" if t == "assignment_expression" else "argument")
+            _write(src, summary, node, target, vma, local, pointers)
+        elif t == "gnu_asm_expression":
+            summary.add(src.line(node), "i", "asm", "inline assembly")
+
+    if len(actions) > 1:
+        summary.add(actions[1][0], "i", "several-actions",
+                    f"requests {len(actions)} mappings ({', '.join(n for _, n in actions)}); mmap_prepare allows one action")
+    if actions:
+        for line, lock in locks:
+            summary.add(line, "i", _RULES["kinds"]["lock"]["code"],
+                        f"{lock}(): {_RULES['kinds']['lock']['message']}")
+    return summary
+
+
+def _call(src, summary, node, body, vma, actions, locks) -> None:
+    callee = node.child_by_field_name("function")
+    args = node.child_by_field_name("arguments")
+    passes_vma = bool(vma) and args is not None and any(
+        a.type == "identifier" and src.text(a) == vma for a in args.named_children)
+    line = src.line(node)
+    if callee.type == "call_expression":  # guard(mutex)(&lock)
+        callee = callee.child_by_field_name("function")
+    if callee.type != "identifier":
+        text = " ".join(src.text(callee).split())
+        if passes_vma and text.endswith("vm_ops->open"):
+            summary.add(line, "e", "manual-open", f"calls {text}() by hand: per-mapping state, belongs in vm_ops->mapped")
+        elif passes_vma:
+            summary.add(line, "f", "delegates", f"hands the vma to the function pointer {text}")
+            summary.delegates_to.append(text)
+        else:
+            summary.add(line, "i", "indirect-call", f"calls through the function pointer {text}")
+        return
+    name = src.text(callee)
+    kind = kind_of(name)
+    if kind is None:
+        if passes_vma and name.endswith("_vma_open"):
+            summary.add(line, "e", "manual-open", f"{name}(vma) opens the mapping by hand: belongs in vm_ops->mapped")
+            return
+        summary.pending.append(PendingCall(name, line, passes_vma))
+        return
+    spec = _RULES["kinds"][kind]
+    if spec.get("only_with_action"):
+        locks.append((line, name))
+        return
+    if kind in ACTION_KINDS:
+        actions.append((line, name))
+        if kind == "remap" and _in_loop(node, body):
+            summary.add(line, "i", "remap-loop", f"{name}() in a loop: several ranges need a human")
+            return
+    if kind == "delegate":
+        summary.delegates_to.append(name)
+    if kind != "pure":
+        summary.add(line, spec["category"], spec["code"], f"{name}(): {spec['message']}")
+
+
+def _vma_use(src, summary, node, local) -> None:
+    parent = node.parent
+    line = src.line(node)
+    if parent.type == "argument_list":
+        return  # judged with the call
+    if parent.type == "field_expression" and parent.child_by_field_name("argument") == node:
+        member = src.text(parent.child_by_field_name("field"))
+        if member not in _FIELDS:
+            summary.add(line, "i", "vma-field", f"uses vma->{member}, which the descriptor does not have")
+        return
+    if parent.type == "assignment_expression" and parent.child_by_field_name("right") == node:
+        return  # judged with the write
+    summary.add(line, "i", "vma-value", f"uses the vma pointer as a value: `{' '.join(src.text(parent).split())[:60]}`")
+
+
+def _write(src, summary, node, target, vma, local, pointers) -> None:
+    if target is None:
+        return
+    line = src.line(node)
+    right = node.child_by_field_name("right") if node.type == "assignment_expression" else None
+    stores_vma = right is not None and right.type == "identifier" and vma and src.text(right) == vma
+    root, deref = _root_identifier(target)
+    root_name = src.text(root) if root.type == "identifier" else None
+    if vma and root_name == vma:
+        if target.type == "field_expression" and target.child_by_field_name("argument").type == "identifier":
+            member = src.text(target.child_by_field_name("field"))
+            spec = _FIELDS.get(member)
+            if spec is None or not spec["write"]:
+                summary.add(line, "i", "vma-write", f"writes vma->{member}, which the descriptor cannot set")
+            return
+        summary.add(line, "i", "vma-write", f"writes through the vma: `{' '.join(src.text(target).split())[:60]}`")
+        return
+    if root_name in local and not (deref and root_name in pointers):
+        if stores_vma:
+            summary.add(line, "i", "vma-alias", f"copies the vma pointer into `{root_name}`")
+        return
+    what = " ".join(src.text(target).split())[:60]
+    if stores_vma:
+        summary.add(line, "e", "stores-vma", f"stores the vma pointer in `{what}`: per-mapping state")
+    else:
+        summary.add(line, "e", "writes-state", f"writes `{what}`, outside the mapping: per-mapping state unless proven idempotent")
+
+
+def _pointer_locals(src, fn) -> set[str]:
+    """A local declared as a pointer: a write through it reaches memory that outlives the call."""
+    out = set()
+    for decl in find(fn, "declaration"):
+        for d in decl.children_by_field_name("declarator"):
+            node = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
+            if node is not None and node.type == "pointer_declarator":
+                inner = node
+                while inner is not None and inner.type != "identifier":
+                    inner = inner.child_by_field_name("declarator")
+                if inner is not None:
+                    out.add(src.text(inner))
+    return out
+
+
+def absorb(caller: Summary, call: PendingCall, callee: Summary | None) -> None:
+    """Resolve one pending call of `caller`: fold in the callee one level deep, or mark it unknown."""
+    if callee is None:
+        if call.passes_vma:
+            caller.add(call.line, "f", "delegates", f"hands the vma to {call.callee}(), outside the driver")
+            caller.delegates_to.append(call.callee)
+        else:
+            caller.add(call.line, "i", "unknown-call", f"calls {call.callee}(), which mmapconv does not know to be pure")
+        return
+    for e in callee.evidence:
+        caller.add(call.line, e.category, e.code, f"via {callee.name}(): {e.message}")
+    caller.delegates_to.extend(callee.delegates_to)
+    for inner in callee.pending:
+        # One level deep only: what the helper calls in turn stays unknown.
+        category, code = ("f", "delegates") if inner.passes_vma else ("i", "unknown-call")
+        caller.add(call.line, category, code, f"via {callee.name}(): calls {inner.callee}(), which mmapconv does not follow")
+        if inner.passes_vma:
+            caller.delegates_to.append(inner.callee)

@@ -1,0 +1,351 @@
+"""Scans a tree: finds mmap instances, resolves their functions, classifies them.
+
+Work is done per file in worker processes, in three passes that each read
+only what they need: headers (to learn the macros that set `.mmap`), C files
+(instances, macro uses, callbacks), then the files that define callbacks or
+vma helpers that the first passes referenced but did not see.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import classify
+from .discover import PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
+from .source import InputError, SourceFile, find
+
+# Names of functions defined with a vma parameter, found without parsing.
+_VMA_DEFINITION = re.compile(
+    rb"^[A-Za-z_][^;{}()#\n]*?\b([A-Za-z_]\w*)\s*\(([^;{})]*struct\s+vm_area_struct\s*\*[^;{})]*)\)\s*\{", re.M)
+SOURCE_SUFFIXES = (".c", ".h")
+
+
+@dataclass
+class ScanError:
+    path: str
+    message: str
+
+
+@dataclass
+class FileResult:
+    path: str
+    instances: list[Instance] = field(default_factory=list)
+    macros: list[MacroDef] = field(default_factory=list)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    summaries: dict[str, list[classify.Summary]] = field(default_factory=dict)
+    errors: list[ScanError] = field(default_factory=list)
+
+
+@dataclass
+class FunctionResult:
+    function: str
+    path: str
+    line: int
+    static: bool
+    summaries: list[classify.Summary]
+    verdict: str = "manual"
+    instances: int = 0
+    refusal: str | None = None  # why the converter refused an otherwise-auto function
+
+    @property
+    def evidence(self) -> list[classify.Evidence]:
+        return sorted((e for s in self.summaries for e in s.evidence), key=lambda e: e.line)
+
+    @property
+    def categories(self) -> list[str]:
+        present = {c for s in self.summaries for c in s.categories}
+        return [c for c in classify.PRIMARY_ORDER if c in present]
+
+    @property
+    def primary(self) -> str:
+        return self.categories[0]
+
+    @property
+    def delegates_to(self) -> list[str]:
+        return sorted({d for s in self.summaries for d in s.delegates_to})
+
+    @property
+    def reasons(self) -> list[classify.Evidence]:
+        out = self.evidence
+        if self.refusal:
+            out = out + [classify.Evidence(self.line, self.primary, "refused", self.refusal)]
+        return out
+
+
+@dataclass
+class ResolvedInstance:
+    instance: Instance
+    resolution: str                  # "function", "null", "unresolved", "not-a-function"
+    function: FunctionResult | None = None
+
+
+@dataclass
+class ScanResult:
+    root: Path
+    instances: list[ResolvedInstance]
+    functions: list[FunctionResult]
+    errors: list[ScanError]
+    all_instances: list[ResolvedInstance]  # every ops struct, for --all-ops
+
+    @property
+    def hubs(self) -> list[tuple[str, int]]:
+        blocked: dict[str, int] = defaultdict(int)
+        for fn in self.functions:
+            if "f" not in fn.categories:
+                continue
+            for target in {fn.function, *fn.delegates_to}:
+                blocked[target] += fn.instances
+        return sorted(blocked.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def source_files(paths: Iterable[Path]) -> tuple[list[Path], list[ScanError]]:
+    files, errors = [], []
+    for path in paths:
+        if not path.exists():
+            errors.append(ScanError(str(path), "no such file or directory"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files.extend(Path(dirpath, f) for f in sorted(filenames) if f.endswith(SOURCE_SUFFIXES))
+    return files, errors
+
+
+def analyze(src: SourceFile, macros: dict[str, MacroDef]) -> FileResult:
+    """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
+    found = discover(src, macros)
+    result = FileResult(src.path, found.instances, found.macros, found.aliases)
+    definitions: dict[str, list] = defaultdict(list)
+    for fn in find(src.root, "function_definition"):
+        name = classify.function_name(src, fn)
+        if name:
+            definitions[name].append(fn)
+    wanted = {i.function for i in found.instances}
+    for name, alias_targets in found.aliases.items():
+        if name in wanted:
+            wanted.update(alias_targets)
+    for name, nodes in definitions.items():
+        if name in wanted or any(classify.takes_vma(src, n) for n in nodes):
+            result.summaries[name] = [s for s in (classify.summarize(src, n) for n in nodes) if s is not None]
+    # Helpers of the same file, one level deep.
+    helper_cache: dict[str, list[classify.Summary]] = {}
+    for summaries in result.summaries.values():
+        for s in summaries:
+            still = []
+            for call in s.pending:
+                if call.callee not in definitions:
+                    still.append(call)
+                    continue
+                if call.callee not in helper_cache:
+                    helper_cache[call.callee] = [h for h in (classify.summarize(src, n) for n in definitions[call.callee]) if h]
+                for helper in helper_cache[call.callee]:
+                    classify.absorb(s, call, helper)
+            s.pending = still
+    result.errors.extend(_unparsed_members(src, found.instances, found.macros))
+    return result
+
+
+def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
+    """A `.mmap =` the bytes show but no initializer explains: a parse failure worth naming."""
+    covered = {i.member_span[0] for i in instances if i.text_path == src.path}
+    covered |= {m.member_span[0] for mac in macros if mac.path == src.path for m in mac.members}
+    errors = []
+    for m in PREFILTER_ALL.finditer(src.data):
+        if m.start() in covered:
+            continue
+        node = src.root.descendant_for_byte_range(m.start(), m.start() + 1)
+        if node is None or node.type in ("comment", "string_content", "string_literal", "char_literal"):
+            continue
+        if node.parent is not None and node.parent.type == "field_expression":
+            continue  # `fops.mmap = fn;` at run time, not an initializer
+        errors.append(ScanError(src.path, f"line {src.line_of(m.start())}: could not parse the initializer around this `.mmap`"))
+    return errors
+
+
+def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool]) -> tuple[list[FileResult], dict[str, list[str]], int]:
+    """Worker: prefilter and analyze a chunk of files. Returns results and a name->files index."""
+    files, macros, force, all_ops = job
+    prefilter = PREFILTER_ALL if all_ops else PREFILTER_TARGET
+    macro_names = [n.encode() for n in macros]
+    results, index = [], defaultdict(list)
+    for abspath, display in files:
+        try:
+            with open(abspath, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            results.append(FileResult(display, errors=[ScanError(display, f"cannot read: {exc.strerror}")]))
+            continue
+        wanted = force or (b"mmap" in data and prefilter.search(data)) or any(n in data for n in macro_names)
+        if not wanted:
+            if b"vm_area_struct" in data:
+                for m in _VMA_DEFINITION.finditer(data):
+                    index[m.group(1).decode("ascii", "replace")].append(display)
+            continue
+        try:
+            src = SourceFile.from_bytes(display, data)
+        except InputError as exc:
+            results.append(FileResult(display, errors=[ScanError(display, str(exc).split(": ", 1)[1])]))
+            continue
+        results.append(analyze(src, macros))
+    return results, dict(index), len(files)
+
+
+class Scanner:
+    def __init__(self, root: Path, jobs: int | None = None, progress: Callable[[int], None] | None = None,
+                 all_ops: bool = False):
+        self.root = root
+        self.all_ops = all_ops
+        self._abs_root = os.path.abspath(root)
+        self._root_prefix = str(root).rstrip("/") + "/" if root.is_dir() else "\0"
+        self.jobs = jobs or os.cpu_count() or 1
+        self.progress = progress or (lambda n: None)
+
+    def display(self, path: Path) -> str:
+        text = str(path)
+        if text.startswith(self._root_prefix):
+            return text[len(self._root_prefix):]
+        rel = os.path.relpath(os.path.abspath(path), self._abs_root)
+        return text if rel.startswith("..") else rel
+
+    def _run(self, pool, files: list[Path], macros, force=False):
+        pairs = [(str(p), self.display(p)) for p in files]
+        size = max(16, min(256, len(pairs) // (self.jobs * 8) + 1))
+        jobs = [(pairs[i:i + size], macros, force, self.all_ops) for i in range(0, len(pairs), size)]
+        results, index = [], defaultdict(list)
+        mapper = pool.map if pool is not None else map
+        for chunk_results, chunk_index, done in mapper(_work, jobs):
+            results.extend(chunk_results)
+            for k, v in chunk_index.items():
+                index[k].extend(v)
+            self.progress(done)
+        return results, index
+
+    def scan(self, paths: list[Path]) -> ScanResult:
+        files, errors = source_files(paths)
+        headers = [p for p in files if p.suffix == ".h"]
+        sources = [p for p in files if p.suffix != ".h"]
+        by_display = {self.display(p): p for p in files}
+        pool = ProcessPoolExecutor(self.jobs) if self.jobs > 1 and len(files) > 64 else None
+        try:
+            results, index = self._run(pool, headers, {})
+            macros = {m.name: m for r in results for m in r.macros if self.all_ops or any(
+                mm.member == TARGET_MEMBER and mm.struct in (TARGET_STRUCT, None) for mm in m.members)}
+            more, more_index = self._run(pool, sources, macros)
+            results += more
+            for k, v in more_index.items():
+                index[k].extend(v)
+            seen = {r.path for r in results}
+            needed = self._missing_definitions(results, index, seen)
+            if needed:
+                extra, _ = self._run(pool, [by_display[d] for d in sorted(needed)], macros, force=True)
+                results += extra
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return link(self.root, results, errors)
+
+    @staticmethod
+    def _missing_definitions(results: list[FileResult], index, seen: set[str]) -> set[str]:
+        """Files to parse for callbacks defined elsewhere, and for vma helpers in the caller's directory."""
+        defined_in = defaultdict(set)
+        for r in results:
+            for name in r.summaries:
+                defined_in[name].add(r.path)
+        want = set()
+        for r in results:
+            names = {i.function for i in r.instances if i.struct == TARGET_STRUCT}
+            for n in list(names):
+                names.update(r.aliases.get(n, []))
+            for n in names - defined_in.keys():
+                want.update(p for p in index.get(n, []) if p not in seen)
+            here = os.path.dirname(r.path)
+            for s in (s for ss in r.summaries.values() for s in ss):
+                for call in s.pending:
+                    if call.passes_vma and call.callee not in defined_in:
+                        want.update(p for p in index.get(call.callee, [])
+                                    if p not in seen and os.path.dirname(p) == here)
+        return want
+
+
+def _same_dir_rank(a: str, b: str) -> int:
+    pa, pb = Path(a).parent.parts, Path(b).parent.parts
+    n = 0
+    for x, y in zip(pa, pb):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> ScanResult:
+    """Resolve instances to functions across files and fold in cross-file helpers."""
+    errors = list(errors) + [e for r in results for e in r.errors]
+    by_file = {r.path: r for r in results}
+    global_defs: dict[str, list[classify.Summary]] = defaultdict(list)
+    for r in results:
+        for name, summaries in r.summaries.items():
+            global_defs[name].extend(summaries)
+    global_aliases: dict[str, list[str]] = defaultdict(list)
+    for r in results:
+        if r.path.endswith(".h"):
+            for k, v in r.aliases.items():
+                global_aliases[k].extend(v)
+
+    def definitions(name: str, near: str) -> list[classify.Summary]:
+        local = by_file.get(near)
+        if local is not None and name in local.summaries:
+            return local.summaries[name]
+        candidates = [s for s in global_defs.get(name, []) if not s.static]
+        if not candidates:
+            return []
+        best = max(_same_dir_rank(s.path, near) for s in candidates)
+        chosen = [s for s in candidates if _same_dir_rank(s.path, near) == best]
+        return [s for s in chosen if s.path == chosen[0].path]
+
+    functions: dict[tuple[str, str], FunctionResult] = {}
+    for summaries in global_defs.values():
+        for s in summaries:
+            for call in s.pending:
+                helper = [h for h in definitions(call.callee, s.path)
+                          if _same_dir_rank(h.path, s.path) == len(Path(s.path).parent.parts)]
+                for h in helper or [None]:
+                    classify.absorb(s, call, h)
+            s.pending = []
+
+    def resolve(inst: Instance) -> ResolvedInstance:
+        name = inst.function.strip()
+        if name in ("NULL", "0", "((void *)0)"):
+            return ResolvedInstance(inst, "null")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            return ResolvedInstance(inst, "not-a-function")
+        aliases = (by_file.get(inst.path).aliases if inst.path in by_file else {}).get(name) or global_aliases.get(name)
+        if aliases:
+            targets = [t for t in aliases if t not in ("NULL", "0")]
+            if not targets:
+                return ResolvedInstance(inst, "null")
+            name = targets[0]  # config variants alias the same role; the first real one decides
+        summaries = definitions(name, inst.path) or (definitions(name, inst.text_path) if inst.text_path else [])
+        if not summaries:
+            return ResolvedInstance(inst, "unresolved")
+        key = (summaries[0].path, name)
+        fn = functions.get(key)
+        if fn is None:
+            fn = functions[key] = FunctionResult(name, summaries[0].path, summaries[0].line, summaries[0].static, summaries)
+        fn.instances += inst.struct == TARGET_STRUCT
+        return ResolvedInstance(inst, "function", fn)
+
+    every = [resolve(i) for r in results for i in r.instances]
+    every.sort(key=lambda ri: (ri.instance.path, ri.instance.line))
+    fops = [ri for ri in every if ri.instance.struct == TARGET_STRUCT]
+    fops_functions = {id(ri.function): ri.function for ri in fops if ri.function is not None}
+    for fn in fops_functions.values():
+        fn.verdict = "auto" if all(s.classified_auto for s in fn.summaries) and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
+    ordered = sorted(fops_functions.values(), key=lambda f: (f.path, f.line))
+    errors.sort(key=lambda e: e.path)
+    return ScanResult(root, fops, ordered, errors, every)

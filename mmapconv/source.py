@@ -1,0 +1,133 @@
+"""One C file: its bytes, a tree-sitter parse of them, and helpers to read nodes.
+
+tree-sitter-c does not model conditional directives that sit inside an
+initializer list or an expression; it mis-parses the entry after them. We
+therefore parse a copy in which `#if/#ifdef/#ifndef/#elif/#else/#endif` lines
+are blanked to spaces: byte offsets stay those of the original, both branches
+of a conditional are seen (which is the conservative view), and every edit
+computed on the parse applies to the original bytes unchanged.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import tree_sitter
+import tree_sitter_c
+
+_CONDITIONAL = re.compile(
+    rb"^[ \t]*#[ \t]*(?:if|ifdef|ifndef|elif|elifdef|elifndef|else|endif)\b(?:[^\n]*\\\n)*[^\n]*",
+    re.M,
+)
+
+
+class InputError(Exception):
+    """Bad input that the user must fix: the message names the file."""
+
+
+@lru_cache(maxsize=1)
+def _parser() -> tree_sitter.Parser:
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_c.language()))
+
+
+def mask_conditionals(data: bytes) -> bytes:
+    def blank(m: re.Match) -> bytes:
+        return re.sub(rb"[^\n]", b" ", m.group(0))
+
+    return _CONDITIONAL.sub(blank, data)
+
+
+def count_errors(node: tree_sitter.Node) -> int:
+    if not node.has_error:
+        return 0
+    if node.type == "ERROR" or node.is_missing:
+        return 1
+    return sum(count_errors(c) for c in node.children)
+
+
+def parse(data: bytes) -> tree_sitter.Tree:
+    return _parser().parse(data)
+
+
+@dataclass
+class SourceFile:
+    path: str
+    data: bytes
+    tree: tree_sitter.Tree = field(repr=False)
+
+    @classmethod
+    def from_bytes(cls, path: str, data: bytes) -> "SourceFile":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        if b"\0" in data:
+            raise InputError(f"{path}: binary file (NUL byte)")
+        masked = mask_conditionals(data)
+        tree = parse(masked)
+        if tree.root_node.has_error and masked != data:
+            plain = parse(data)
+            if count_errors(plain.root_node) < count_errors(tree.root_node):
+                tree = plain
+        return cls(path, data, tree)
+
+    @classmethod
+    def read(cls, path: Path, display: str | None = None) -> "SourceFile":
+        name = display or str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+        return cls.from_bytes(name, data)
+
+    @property
+    def root(self) -> tree_sitter.Node:
+        return self.tree.root_node
+
+    def text(self, node: tree_sitter.Node) -> str:
+        return self.data[node.start_byte:node.end_byte].decode("utf-8")
+
+    @staticmethod
+    def line(node: tree_sitter.Node) -> int:
+        return node.start_point[0] + 1
+
+    def line_of(self, offset: int) -> int:
+        return self.data.count(b"\n", 0, offset) + 1
+
+
+def walk(node: tree_sitter.Node):
+    """Every node below `node`, pre-order."""
+    cursor = node.walk()
+    visited_children = False
+    while True:
+        if not visited_children:
+            yield cursor.node
+            if cursor.goto_first_child():
+                continue
+        if cursor.goto_next_sibling():
+            visited_children = False
+            continue
+        if not cursor.goto_parent() or cursor.node == node:
+            return
+        visited_children = True
+
+
+@lru_cache(maxsize=None)
+def _query(types: tuple[str, ...]) -> tree_sitter.Query:
+    language = tree_sitter.Language(tree_sitter_c.language())
+    return tree_sitter.Query(language, " ".join(f"({t}) @n" for t in types))
+
+
+def find(node: tree_sitter.Node, *types: str) -> list[tree_sitter.Node]:
+    """Nodes of the given types below `node`, in source order (a C-level query, not a Python walk)."""
+    found = tree_sitter.QueryCursor(_query(tuple(sorted(types)))).captures(node).get("n", [])
+    return sorted(found, key=lambda n: (n.start_byte, -n.end_byte))
+
+
+def ancestor(node: tree_sitter.Node, *types: str):
+    node = node.parent
+    while node is not None and node.type not in types:
+        node = node.parent
+    return node
