@@ -61,8 +61,10 @@ class Summary:
     evidence: list[Evidence] = field(default_factory=list)
     delegates_to: list[str] = field(default_factory=list)
     pending: list[PendingCall] = field(default_factory=list)
-    # Filled for the converter: start/end bytes of the definition.
     span: tuple[int, int] = (0, 0)
+    # Set by the planner for auto functions: the edits, or why it refused.
+    plan: object = None
+    refusal: Evidence | None = None
 
     @property
     def categories(self) -> list[str]:

@@ -6,13 +6,16 @@ read or parsed (listed, the rest scanned); 2 usage error.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from .convert import Converter, unified_diff, write_in_place
 from .report import scan_formats
+from .rules_data import load
 from .scan import Scanner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -72,6 +75,43 @@ def scan(paths, fmt, all_ops, jobs):
             out.print(f"{len(others)} .mmap members in other ops structs (not converted): "
                       + ", ".join(sorted({str(ri.instance.struct) for ri in others})))
     sys.exit(1 if result.errors else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--write", is_flag=True, help="Rewrite the files in place instead of printing a diff.")
+@click.option("--check", is_flag=True, help="Exit 1 when anything would change; print nothing on stdout.")
+@click.option("--api", "level", type=click.Choice(sorted(load("api")["levels"])), default=load("api")["default"],
+              show_default=True, help="Target API level (see API.md).")
+@click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+def convert(paths, write, check, level, jobs):
+    """Rewrite the safe .mmap callbacks under PATHS into .mmap_prepare.
+
+    Prints a unified diff relative to the tree root (for git apply or patch -p1)
+    unless --write or --check. Exit codes: 0 done (or nothing to change with
+    --check), 1 --check found changes or files could not be read, 2 usage error.
+    """
+    targets = default_paths(paths)
+    root = tree_root(targets)
+    result = Scanner(root, jobs, level=level).scan(targets)
+    outcome = Converter(result, jobs).run()
+    if write:
+        write_in_place(root, outcome.changes)
+    elif not check:
+        click.echo(unified_diff(outcome.changes), nl=False)
+    for e in result.errors:
+        click.echo(f"{e.path}: error: {e.message}", err=True)
+    for problem in outcome.internal_errors:
+        click.echo(f"internal error: {problem}", err=True)
+    _convert_summary(outcome, Console(stderr=True))
+    sys.exit(1 if (check and outcome.changes) or result.errors else 0)
+
+
+def _convert_summary(outcome, console: Console) -> None:
+    reasons = Counter(r.code for r in outcome.refused)
+    console.print(f"converted {len(outcome.converted)} function(s) in {len(outcome.changes)} file(s); "
+                  f"refused {len(outcome.refused)}"
+                  + (": " + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) if reasons else ""))
 
 
 def _add_optional_commands() -> None:

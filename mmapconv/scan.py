@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 
 from . import classify
 from .discover import PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
+from .plan import Refusal, plan_function
+from .rules_data import load
 from .source import InputError, SourceFile, find
 
 # Names of functions defined with a vma parameter, found without parsing.
@@ -50,7 +52,7 @@ class FunctionResult:
     summaries: list[classify.Summary]
     verdict: str = "manual"
     instances: int = 0
-    refusal: str | None = None  # why the converter refused an otherwise-auto function
+    twin: str | None = None  # an existing mmap_prepare the initializers switch to
 
     @property
     def evidence(self) -> list[classify.Evidence]:
@@ -71,10 +73,8 @@ class FunctionResult:
 
     @property
     def reasons(self) -> list[classify.Evidence]:
-        out = self.evidence
-        if self.refusal:
-            out = out + [classify.Evidence(self.line, self.primary, "refused", self.refusal)]
-        return out
+        """The evidence for the categories, then why the converter refused, if it did."""
+        return self.evidence + [s.refusal for s in self.summaries if s.refusal is not None]
 
 
 @dataclass
@@ -117,7 +117,7 @@ def source_files(paths: Iterable[Path]) -> tuple[list[Path], list[ScanError]]:
     return files, errors
 
 
-def analyze(src: SourceFile, macros: dict[str, MacroDef]) -> FileResult:
+def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest") -> FileResult:
     """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
     found = discover(src, macros)
     result = FileResult(src.path, found.instances, found.macros, found.aliases)
@@ -130,9 +130,15 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef]) -> FileResult:
     for name, alias_targets in found.aliases.items():
         if name in wanted:
             wanted.update(alias_targets)
+    nodes_of: dict[int, object] = {}
     for name, nodes in definitions.items():
         if name in wanted or any(classify.takes_vma(src, n) for n in nodes):
-            result.summaries[name] = [s for s in (classify.summarize(src, n) for n in nodes) if s is not None]
+            result.summaries[name] = []
+            for node in nodes:
+                summary = classify.summarize(src, node)
+                if summary is not None:
+                    result.summaries[name].append(summary)
+                    nodes_of[id(summary)] = node
     # Helpers of the same file, one level deep.
     helper_cache: dict[str, list[classify.Summary]] = {}
     for summaries in result.summaries.values():
@@ -147,6 +153,11 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef]) -> FileResult:
                 for helper in helper_cache[call.callee]:
                     classify.absorb(s, call, helper)
             s.pending = still
+            if s.classified_auto and s.file_param is not None:
+                try:
+                    s.plan = plan_function(src, nodes_of[id(s)], s, level)
+                except Refusal as refusal:
+                    s.refusal = classify.Evidence(refusal.line, "", "not-convertible", refusal.message)
     result.errors.extend(_unparsed_members(src, found.instances, found.macros))
     return result
 
@@ -168,9 +179,9 @@ def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
     return errors
 
 
-def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool]) -> tuple[list[FileResult], dict[str, list[str]], int]:
+def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool, str]) -> tuple[list[FileResult], dict[str, list[str]], int]:
     """Worker: prefilter and analyze a chunk of files. Returns results and a name->files index."""
-    files, macros, force, all_ops = job
+    files, macros, force, all_ops, level = job
     prefilter = PREFILTER_ALL if all_ops else PREFILTER_TARGET
     macro_names = [n.encode() for n in macros]
     results, index = [], defaultdict(list)
@@ -192,14 +203,15 @@ def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool]) ->
         except InputError as exc:
             results.append(FileResult(display, errors=[ScanError(display, str(exc).split(": ", 1)[1])]))
             continue
-        results.append(analyze(src, macros))
+        results.append(analyze(src, macros, level))
     return results, dict(index), len(files)
 
 
 class Scanner:
     def __init__(self, root: Path, jobs: int | None = None, progress: Callable[[int], None] | None = None,
-                 all_ops: bool = False):
+                 all_ops: bool = False, level: str = "newest"):
         self.root = root
+        self.level = level
         self.all_ops = all_ops
         self._abs_root = os.path.abspath(root)
         self._root_prefix = str(root).rstrip("/") + "/" if root.is_dir() else "\0"
@@ -216,7 +228,7 @@ class Scanner:
     def _run(self, pool, files: list[Path], macros, force=False):
         pairs = [(str(p), self.display(p)) for p in files]
         size = max(16, min(256, len(pairs) // (self.jobs * 8) + 1))
-        jobs = [(pairs[i:i + size], macros, force, self.all_ops) for i in range(0, len(pairs), size)]
+        jobs = [(pairs[i:i + size], macros, force, self.all_ops, self.level) for i in range(0, len(pairs), size)]
         results, index = [], defaultdict(list)
         mapper = pool.map if pool is not None else map
         for chunk_results, chunk_index, done in mapper(_work, jobs):
@@ -324,13 +336,16 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
             return ResolvedInstance(inst, "null")
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             return ResolvedInstance(inst, "not-a-function")
-        aliases = (by_file.get(inst.path).aliases if inst.path in by_file else {}).get(name) or global_aliases.get(name)
-        if aliases:
-            targets = [t for t in aliases if t not in ("NULL", "0")]
-            if not targets:
-                return ResolvedInstance(inst, "null")
-            name = targets[0]  # config variants alias the same role; the first real one decides
         summaries = definitions(name, inst.path) or (definitions(name, inst.text_path) if inst.text_path else [])
+        if not summaries:
+            # `#define foo_mmap real_fn` (or NULL in the other config branch).
+            aliases = (by_file[inst.path].aliases if inst.path in by_file else {}).get(name) or global_aliases.get(name)
+            targets = [t for t in aliases or [] if t not in ("NULL", "0")]
+            if aliases and not targets:
+                return ResolvedInstance(inst, "null")
+            if targets:
+                name = targets[0]
+                summaries = definitions(name, inst.path) or (definitions(name, inst.text_path) if inst.text_path else [])
         if not summaries:
             return ResolvedInstance(inst, "unresolved")
         key = (summaries[0].path, name)
@@ -344,8 +359,11 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
     every.sort(key=lambda ri: (ri.instance.path, ri.instance.line))
     fops = [ri for ri in every if ri.instance.struct == TARGET_STRUCT]
     fops_functions = {id(ri.function): ri.function for ri in fops if ri.function is not None}
+    twins = load("calls")["twins"]
     for fn in fops_functions.values():
-        fn.verdict = "auto" if all(s.classified_auto for s in fn.summaries) and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
+        fn.twin = twins.get(fn.function)
+        convertible = all(s.classified_auto and s.plan is not None for s in fn.summaries)
+        fn.verdict = "auto" if fn.twin or convertible and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
     ordered = sorted(fops_functions.values(), key=lambda f: (f.path, f.line))
     errors.sort(key=lambda e: e.path)
     return ScanResult(root, fops, ordered, errors, every)

@@ -93,6 +93,17 @@ class SourceFile:
     def line(node: tree_sitter.Node) -> int:
         return node.start_point[0] + 1
 
+    def indent(self, node: tree_sitter.Node) -> str:
+        """The whitespace before `node` on its line."""
+        start = self.data.rfind(b"\n", 0, node.start_byte) + 1
+        return self.data[start:node.start_byte].decode("utf-8")
+
+    def line_span(self, node: tree_sitter.Node) -> tuple[int, int]:
+        """The whole lines `node` occupies, final newline included."""
+        start = self.data.rfind(b"\n", 0, node.start_byte) + 1
+        end = self.data.find(b"\n", node.end_byte)
+        return start, (len(self.data) if end < 0 else end + 1)
+
     def line_of(self, offset: int) -> int:
         return self.data.count(b"\n", 0, offset) + 1
 

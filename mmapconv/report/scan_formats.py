@@ -12,7 +12,9 @@ from ..scan import FunctionResult, ScanResult
 
 
 def _reason(fn: FunctionResult) -> str:
-    blocking = [r for r in fn.reasons if r.category not in ("a", "b", "c", "d") or r.code == "refused"]
+    blocking = [r for r in fn.reasons if r.category not in ("a", "b", "c", "d")]
+    if fn.twin:
+        return f"initializers switch to {fn.twin}"
     if fn.verdict == "auto":
         return "converts automatically"
     first = blocking[0] if blocking else (fn.reasons[0] if fn.reasons else None)

@@ -1,0 +1,296 @@
+"""Turns a scan into file changes: each auto function with every reference to it, or nothing.
+
+References are the initializers (direct, through header macros, through
+`#define` aliases), prototypes and EXPORT_SYMBOL*. Any other use of the name
+(a direct call, another ops struct) refuses the function. Every changed file
+must pass the post-conditions before anything is emitted; a file that fails
+drops the functions that touched it, as an internal error.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .discover import TARGET_MEMBER, TARGET_STRUCT
+from .edits import Edit, OverlapError, apply
+from .plan import NEW_SUFFIX
+from .scan import FunctionResult, ScanResult, analyze, source_files
+from .source import SourceFile, count_errors, find
+
+_EXPORT = re.compile(r"EXPORT_SYMBOL\w*")
+
+
+@dataclass
+class Refused:
+    function: FunctionResult
+    line: int
+    code: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    converted: list[tuple[FunctionResult, str]] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+    changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+
+class _Skip(Exception):
+    def __init__(self, path: str, line: int, message: str):
+        super().__init__(message)
+        self.path, self.line, self.message = path, line, message
+
+
+def _designator_edit(data: bytes, start: int, end: int, member: str) -> Edit:
+    """`.mmap<ws>=` becomes `.mmap_prepare<ws>=`, keeping the column of `=` where it can."""
+    eq = data.index(b"=", end)
+    gap = data[end:eq].decode()
+    line_start = data.rfind(b"\n", 0, start) + 1
+    prefix = data[line_start:start].decode()
+    new = f".{member}"
+    if "\n" in gap or not gap:
+        return Edit(start, eq, new + gap)
+    target = len((prefix + data[start:end].decode() + gap).expandtabs(8))
+    here = len((prefix + new).expandtabs(8))
+    if "\t" in gap:
+        pad = ""
+        while len((prefix + new + pad).expandtabs(8)) < target:
+            pad += "\t"
+        if len((prefix + new + pad).expandtabs(8)) != target or not pad:
+            pad = "\t" if here < target else " "
+    else:
+        pad = " " * max(1, target - here)
+    return Edit(start, eq, new + pad)
+
+
+class Converter:
+    def __init__(self, result: ScanResult, jobs: int | None = None):
+        self.result = result
+        self.root = result.root
+        self.jobs = jobs or os.cpu_count() or 1
+        self._sources: dict[str, SourceFile] = {}
+
+    def source(self, path: str) -> SourceFile:
+        if path not in self._sources:
+            self._sources[path] = SourceFile.read(self.root / path, path)
+        return self._sources[path]
+
+    def run(self) -> Outcome:
+        outcome = Outcome()
+        candidates = [fn for fn in self.result.functions if fn.verdict == "auto"]
+        mentions = self._mentions([fn.function for fn in candidates if not fn.static and not fn.twin])
+        planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
+        for fn in self.result.functions:
+            if fn.verdict != "auto":
+                first = next((r for r in fn.reasons if r.category not in ("a", "b", "c", "d")), None) or \
+                    (fn.reasons[0] if fn.reasons else None)
+                outcome.refused.append(Refused(fn, first.line if first else fn.line,
+                                               first.code if first else "manual",
+                                               first.message if first else "manual"))
+                continue
+            try:
+                planned[id(fn)] = (fn, self._edits_for(fn, mentions.get(fn.function, [])))
+            except _Skip as skip:
+                outcome.refused.append(Refused(fn, skip.line, "references", f"{skip.path}:{skip.line}: {skip.message}"))
+        self._settle(planned, outcome)
+        return outcome
+
+    def _mentions(self, names: list[str]) -> dict[str, list[str]]:
+        """Files anywhere under the root that mention each exported name (they may call it)."""
+        if not names:
+            return {}
+        files, _ = source_files([self.root])
+        rels = [str(p.relative_to(self.root)) for p in files]
+        size = max(64, len(rels) // (self.jobs * 8) + 1)
+        jobs = [(str(self.root), rels[i:i + size], names) for i in range(0, len(rels), size)]
+        found: dict[str, list[str]] = defaultdict(list)
+        if self.jobs > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(self.jobs) as pool:
+                chunks = list(pool.map(_grep, jobs))
+        else:
+            chunks = [_grep(j) for j in jobs]
+        for chunk in chunks:
+            for name, paths in chunk.items():
+                found[name].extend(paths)
+        return found
+
+    def _edits_for(self, fn: FunctionResult, mentioned_in: list[str]) -> dict[str, list[Edit]]:
+        edits: dict[str, list[Edit]] = defaultdict(list)
+        new_name = fn.twin or fn.function + NEW_SUFFIX
+        for ri in self.result.all_instances:
+            if ri.function is not fn:
+                continue
+            inst = ri.instance
+            if inst.struct != TARGET_STRUCT or inst.member != TARGET_MEMBER:
+                raise _Skip(inst.path, inst.line, f"also used as .{inst.member} of struct {inst.struct}")
+            src = self.source(inst.text_path)
+            edits[inst.text_path].append(_designator_edit(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX))
+            value = src.data[inst.value_span[0]:inst.value_span[1]].decode()
+            if value == fn.function:
+                edits[inst.text_path].append(Edit(*inst.value_span, new_name))
+            elif inst.via_macro and "##" in value:
+                self._check_macro_siblings(inst, fn)
+                edits[inst.text_path].append(Edit(inst.value_span[1], inst.value_span[1], NEW_SUFFIX))
+            elif inst.via_macro:
+                raise _Skip(inst.text_path, src.line_of(inst.value_span[0]),
+                            f"the function reaches .{inst.member} as an argument of {inst.via_macro}")
+        if fn.twin:
+            return edits
+        for summary in fn.summaries:
+            edits[summary.path].extend(summary.plan.edits)
+        paths = {fn.path} | ({p for p in mentioned_in} if not fn.static else set())
+        for path in sorted(paths):
+            edits[path].extend(self._reference_edits(self.source(path), fn, new_name, edits[path]))
+        return edits
+
+    def _check_macro_siblings(self, inst, fn) -> None:
+        for other in self.result.all_instances:
+            same_text = other.instance.text_path == inst.text_path and other.instance.member_span == inst.member_span
+            if same_text and (other.function is None or other.function.verdict != "auto"):
+                raise _Skip(other.instance.path, other.instance.line,
+                            f"{inst.via_macro} also builds {other.instance.function}, which does not convert")
+
+    def _reference_edits(self, src: SourceFile, fn: FunctionResult, new_name: str, planned: list[Edit]) -> list[Edit]:
+        out = []
+        name = fn.function
+        covered = [(e.start, e.end) for e in planned]
+        for node in find(src.root, "identifier"):
+            if src.text(node) != name or any(s <= node.start_byte and node.end_byte <= e for s, e in covered):
+                continue
+            parent = node.parent
+            if parent.type == "function_declarator" and parent.parent is not None and \
+                    parent.parent.type == "function_definition":
+                if src.path == fn.path:
+                    continue  # the definition itself: the plan rewrote it
+                raise _Skip(src.path, src.line(node), f"another definition of {name}")
+            if parent.type == "preproc_def" and parent.child_by_field_name("name") == node and \
+                    src.text(parent.child_by_field_name("value")).strip() in ("NULL", "0"):
+                out.append(Edit(node.start_byte, node.end_byte, new_name))  # the other config's NULL
+                continue
+            if parent.type == "function_declarator":
+                params = parent.child_by_field_name("parameters")
+                out += [Edit(node.start_byte, node.end_byte, new_name),
+                        Edit(params.start_byte, params.end_byte, "(struct vm_area_desc *desc)")]
+                continue
+            call = parent.parent if parent.type == "argument_list" else None
+            if call is not None and call.type == "call_expression" and \
+                    _EXPORT.fullmatch(src.text(call.child_by_field_name("function"))):
+                out.append(Edit(node.start_byte, node.end_byte, new_name))
+                continue
+            raise _Skip(src.path, src.line(node), f"{name} is used here: `{' '.join(src.text(parent).split())[:60]}`")
+        for define in find(src.root, "preproc_def", "preproc_function_def"):
+            value = define.child_by_field_name("value")
+            if value is None or not re.search(r"\b" + re.escape(name) + r"\b", src.text(value)):
+                continue
+            if any(s <= value.start_byte < e for s, e in covered):
+                continue
+            body = src.text(value)
+            if define.type == "preproc_def" and body.strip() == name:
+                at = value.start_byte + body.index(name)
+                out.append(Edit(at, at + len(name), new_name))
+                continue
+            raise _Skip(src.path, src.line(define), f"{name} is used in the macro {src.text(define.child_by_field_name('name'))}")
+        return out
+
+    def _settle(self, planned, outcome: Outcome) -> None:
+        """Apply, check every changed file; drop the functions behind a failing file, and retry."""
+        while True:
+            by_file: dict[str, list[Edit]] = defaultdict(list)
+            owners: dict[str, list[int]] = defaultdict(list)
+            for key, (fn, edits) in planned.items():
+                for path, file_edits in edits.items():
+                    by_file[path].extend(file_edits)
+                    owners[path].append(key)
+            failed = None
+            changes = {}
+            for path, file_edits in sorted(by_file.items()):
+                src = self.source(path)
+                try:
+                    new = apply(src.data, file_edits)
+                except OverlapError as exc:
+                    failed = (path, str(exc))
+                    break
+                problem = self._postcondition(src, new)
+                if problem:
+                    failed = (path, problem)
+                    break
+                changes[path] = (src.data, new)
+            if failed is None:
+                outcome.changes = changes
+                outcome.converted = [(fn, fn.twin or fn.function + NEW_SUFFIX) for fn, _ in planned.values()]
+                return
+            path, problem = failed
+            for key in owners[path]:
+                fn = planned.pop(key)[0]
+                outcome.internal_errors.append(f"{path}: {fn.function}: {problem}")
+                outcome.refused.append(Refused(fn, fn.line, "internal-error", f"{path}: {problem}"))
+
+    def _postcondition(self, old: SourceFile, new_data: bytes) -> str | None:
+        new = SourceFile.from_bytes(old.path, new_data)
+        if count_errors(new.root) > count_errors(old.root):
+            return "the converted file has more parse errors than the original"
+        for init in find(new.root, "initializer_list"):
+            members = {new.text(p.child_by_field_name("designator")) for p in init.named_children
+                       if p.type == "initializer_pair" and p.child_by_field_name("designator") is not None}
+            if f".{TARGET_MEMBER}" in members and f".{TARGET_MEMBER}{NEW_SUFFIX}" in members:
+                return f"line {new.line(init)}: an initializer sets both .{TARGET_MEMBER} and .{TARGET_MEMBER}{NEW_SUFFIX}"
+        left = _convertible_here(analyze(new, {})) - _convertible_here(analyze(old, {}))
+        if left:
+            return f"converting again would change {sorted(left)[0]}"
+        return None
+
+
+def _convertible_here(analysis) -> set[str]:
+    """Functions of a file that its own initializers name and the planner would convert."""
+    named = {i.function for i in analysis.instances if i.struct == TARGET_STRUCT}
+    return {s.name for ss in analysis.summaries.values() for s in ss if s.plan is not None and s.name in named}
+
+
+def _grep(job: tuple[str, list[str], list[str]]) -> dict[str, list[str]]:
+    root, rels, names = job
+    encoded = [(n, n.encode(), re.compile(rb"\b" + re.escape(n.encode()) + rb"\b")) for n in names]
+    out: dict[str, list[str]] = defaultdict(list)
+    for rel in rels:
+        try:
+            data = Path(root, rel).read_bytes()
+        except OSError:
+            continue
+        for name, raw, pattern in encoded:
+            if raw in data and pattern.search(data):
+                out[name].append(rel)
+    return dict(out)
+
+
+def unified_diff(changes: dict[str, tuple[bytes, bytes]]) -> str:
+    """One patch for all changes, paths relative to the tree root (`git apply`, `patch -p1`)."""
+    out = []
+    for path, (old, new) in sorted(changes.items()):
+        a = old.decode("utf-8").splitlines(keepends=True)
+        b = new.decode("utf-8").splitlines(keepends=True)
+        out.append(f"diff --git a/{path} b/{path}\n")
+        out.extend(difflib.unified_diff(a, b, f"a/{path}", f"b/{path}", n=3))
+    return "".join(out)
+
+
+def write_in_place(root: Path, changes: dict[str, tuple[bytes, bytes]]) -> None:
+    """Each file replaced atomically: a temporary file beside it, same mode, then rename."""
+    for path, (_, new) in sorted(changes.items()):
+        target = root / path
+        mode = target.stat().st_mode
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(new)
+            os.chmod(tmp, mode & 0o7777)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

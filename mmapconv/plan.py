@@ -1,0 +1,171 @@
+"""Plans the conversion of one mmap callback definition into mmap_prepare.
+
+The plan is all or nothing: if any part of the body cannot be rewritten, or a
+use of the vma would survive, the function is refused with the line and the
+reason, and no edit is made.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import transforms
+from .classify import Summary, function_name, parameters
+from .edits import Edit, apply, inside
+from .source import SourceFile, count_errors, find, parse
+from .transforms import Context, Refusal, edits_for
+from .transforms.action import action_edits, find_action
+
+NEW_SUFFIX = "_prepare"
+
+
+@dataclass
+class FunctionPlan:
+    name: str
+    new_name: str
+    edits: list[Edit]
+
+
+def _declarator(fn):
+    d = fn.child_by_field_name("declarator")
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    return d
+
+
+def _identifiers(node, text: bytes) -> list[tuple[str, int]]:
+    return [(text[n.start_byte:n.end_byte].decode(), n.start_point[0]) for n in find(node, "identifier")]
+
+
+def _leftover(text: bytes, tree, vma: str) -> tuple[int, str] | None:
+    """Where the vma survives the rewrite, and how: as a helper's argument or otherwise."""
+    for n in find(tree.root_node, "identifier"):
+        if text[n.start_byte:n.end_byte].decode() != vma:
+            continue
+        if n.parent.type == "argument_list":
+            callee = n.parent.parent.child_by_field_name("function")
+            name = text[callee.start_byte:callee.end_byte].decode()
+            return n.start_point[0], (f"hands the vma to {name}(); convert that helper with it, by hand")
+        return n.start_point[0], f"`{vma}` would remain in the converted function"
+    return None
+
+
+def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> FunctionPlan:
+    name = function_name(src, fn)
+    params = parameters(src, fn)
+    if len(params) != 2 or "vm_area_struct" not in params[1][0] or params[0][0].replace("const ", "") != "struct file*":
+        raise Refusal(src.line(fn), "signature is not (struct file *, struct vm_area_struct *)")
+    vma, file_param = params[1][1], params[0][1] or None
+    new_name = name + NEW_SUFFIX
+    if re.search(rb"\b" + new_name.encode() + rb"\b", src.data):
+        raise Refusal(src.line(fn), f"{new_name} already exists in this file")
+    body = fn.child_by_field_name("body")
+    if any(src.text(n) == "desc" for n in find(body, "identifier")):
+        raise Refusal(src.line(fn), "the body already uses the name `desc`")
+    ctx = Context(src, fn, vma, file_param, level, new_name=new_name)
+
+    edits: list[Edit] = []
+    handled: set[int] = set()
+    call = find_action(ctx, body)
+    if call is not None:
+        action, handled = action_edits(ctx, body, call)
+        edits += action
+    for stmt in body.named_children:
+        if stmt.id not in handled:
+            edits += edits_for(ctx, stmt)
+
+    declarator = _declarator(fn)
+    edits.append(Edit(declarator.child_by_field_name("declarator").start_byte,
+                      declarator.child_by_field_name("declarator").end_byte, new_name))
+    plist = declarator.child_by_field_name("parameters")
+    edits.append(Edit(plist.start_byte, plist.end_byte, "(struct vm_area_desc *desc)"))
+
+    edits = _drop_unused_locals(src, fn, body, edits)
+    edits += _file_local(src, fn, body, edits, file_param)
+    if ctx.preamble:
+        at = _leading_comment_start(src, fn)
+        edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
+    _check(src, fn, edits, vma)
+    return FunctionPlan(name, new_name, edits)
+
+
+def _new_function(src: SourceFile, fn, edits: list[Edit]) -> bytes:
+    own = [e for e in edits if inside(e, fn.start_byte, fn.end_byte)]
+    return apply(src.data[fn.start_byte:fn.end_byte], own, base=fn.start_byte)
+
+
+def _top_declarations(src: SourceFile, body):
+    """Single-variable declarations directly in the body: name -> node."""
+    out = {}
+    for stmt in body.named_children:
+        if stmt.type != "declaration":
+            continue
+        declarators = stmt.children_by_field_name("declarator")
+        if len(declarators) != 1:
+            continue
+        d = declarators[0]
+        while d is not None and d.type != "identifier":
+            d = d.child_by_field_name("declarator")
+        if d is not None:
+            out[src.text(d)] = stmt
+    return out
+
+
+def _drop_unused_locals(src: SourceFile, fn, body, edits: list[Edit]) -> list[Edit]:
+    """Locals whose every use went away with the rewrite (a size, a ret) are removed."""
+    for _ in range(3):
+        text = _new_function(src, fn, edits)
+        tree = parse(text)
+        used: dict[str, int] = {}
+        for ident, _line in _identifiers(tree.root_node, text):
+            used[ident] = used.get(ident, 0) + 1
+        removed = False
+        for local, decl in _top_declarations(src, body).items():
+            if used.get(local, 0) == 1 and not any(e.start == decl.start_byte and e.text == "" for e in edits):
+                start, end = src.line_span(decl)
+                before = src.data[:start].rstrip(b" \t")
+                if before.endswith(b"{\n") and src.data[end:end + 1] == b"\n":
+                    end += 1  # no blank line left right after the opening brace
+                edits = [e for e in edits if not inside(e, start, end)] + [Edit(start, end, "")]
+                removed = True
+        if not removed:
+            break
+    return edits
+
+
+def _file_local(src: SourceFile, fn, body, edits, file_param) -> list[Edit]:
+    """`struct file *file = desc->file;` when the converted body still uses the file."""
+    if not file_param:
+        return []
+    text = _new_function(src, fn, edits)
+    tree = parse(text)
+    bodies = find(tree.root_node, "compound_statement")
+    if not bodies or not any(i == file_param for i, _ in _identifiers(bodies[0], text)):
+        return []
+    first = next((s for s in body.named_children), None)
+    at = src.data.find(b"\n", body.start_byte) + 1
+    indent = src.indent(first) if first is not None else "\t"
+    blank = "" if first is not None and first.type == "declaration" else "\n"
+    return [Edit(at, at, f"{indent}struct file *{file_param} = desc->file;\n{blank}")]
+
+
+def _leading_comment_start(src: SourceFile, fn) -> int:
+    prev = fn.prev_sibling
+    start = fn.start_byte
+    while prev is not None and prev.type == "comment" and src.data[prev.end_byte:start].strip() == b"":
+        start = prev.start_byte
+        prev = prev.prev_sibling
+    return src.data.rfind(b"\n", 0, start) + 1
+
+
+def _check(src: SourceFile, fn, edits: list[Edit], vma: str) -> None:
+    text = _new_function(src, fn, edits)
+    tree = parse(text)
+    left = _leftover(text, tree, vma)
+    if left is not None:
+        raise Refusal(src.line(fn) + left[0], left[1])
+    if count_errors(tree.root_node) > count_errors(parse(src.data[fn.start_byte:fn.end_byte]).root_node):
+        raise Refusal(src.line(fn), "the converted function does not parse")
+
+
+__all__ = ["FunctionPlan", "Refusal", "plan_function", "transforms"]

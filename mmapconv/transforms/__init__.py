@@ -1,0 +1,93 @@
+"""The rewrite registry.
+
+Each module in this package registers the expression rewrites it knows with
+`@rewrite`. A rewrite looks at one node and returns its replacement text, or
+None to let the walk go on into the node's children. The statement-level work
+(the mmap_action call, the signature) lives in `action` and `signature`, which
+the planner calls directly; they render sub-expressions through `render`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..edits import Edit, apply
+from ..rules_data import load
+from ..source import SourceFile
+
+
+class Refusal(Exception):
+    """The function cannot be converted completely; the message says why and where."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class Context:
+    src: SourceFile
+    fn: object                  # the function_definition node
+    vma: str
+    file: str | None
+    level: str
+    new_name: str = ""
+    desc: str = "desc"
+    # Helpers to add before the function (an error_hook), as full text.
+    preamble: list[str] = field(default_factory=list)
+
+    @property
+    def api(self) -> dict:
+        return load("api")["levels"][self.level]
+
+    def is_vma(self, node) -> bool:
+        return node is not None and node.type == "identifier" and self.src.text(node) == self.vma
+
+    def refuse(self, node, message: str):
+        raise Refusal(self.src.line(node), message)
+
+
+Rewrite = Callable[[Context, object], "str | None"]
+REWRITES: list[Rewrite] = []
+
+
+def rewrite(fn: Rewrite) -> Rewrite:
+    REWRITES.append(fn)
+    return fn
+
+
+def edits_for(ctx: Context, node) -> list[Edit]:
+    for rule in REWRITES:
+        out = rule(ctx, node)
+        if out is not None:
+            return [Edit(node.start_byte, node.end_byte, out)]
+    return [e for child in node.children for e in edits_for(ctx, child)]
+
+
+def render(ctx: Context, node) -> str:
+    """The text of `node` with every rewrite applied."""
+    text = ctx.src.data[node.start_byte:node.end_byte]
+    return apply(text, edits_for(ctx, node), base=node.start_byte).decode("utf-8")
+
+
+def call_name(ctx: Context, node) -> str | None:
+    if node.type != "call_expression":
+        return None
+    fn = node.child_by_field_name("function")
+    return ctx.src.text(fn) if fn.type == "identifier" else None
+
+
+def call_args(node) -> list:
+    return list(node.child_by_field_name("arguments").named_children)
+
+
+def fill(template: str, ctx: Context, values: dict[str, str]) -> str:
+    """Put the descriptor and the named argument texts into a rules template, token by token."""
+    table = dict(values, DESC=ctx.desc)
+    return re.sub(r"\b[A-Za-z_]\w*\b", lambda m: table.get(m.group(0), m.group(0)), template)
+
+
+# Registration order is the order rules are tried in.
+from . import flags, calls, fields  # noqa: E402,F401
