@@ -120,8 +120,11 @@ def takes_vma(src: SourceFile, fn) -> bool:
 
 
 def _locals(src: SourceFile, body) -> set[str]:
+    """Automatic variables: a `static` one outlives the call, like a global."""
     names = set()
     for decl in find(body, "declaration"):
+        if any(c.type == "storage_class_specifier" and src.text(c) in ("static", "extern") for c in decl.children):
+            continue
         for d in decl.children_by_field_name("declarator"):
             while d is not None and d.type not in ("identifier",):
                 d = d.child_by_field_name("declarator")
@@ -131,24 +134,23 @@ def _locals(src: SourceFile, body) -> set[str]:
 
 
 def _root_identifier(node):
-    """`a` for `a->b.c[2]`, with whether the path dereferences a pointer."""
-    deref = False
+    """`a` for `a->b.c[2]`, whether the path goes through a pointer, and whether it subscripts."""
+    through_pointer = subscripted = False
     while node.type in ("field_expression", "subscript_expression", "parenthesized_expression", "pointer_expression"):
         if node.type == "field_expression":
-            if node.child_by_field_name("operator") is not None and node.child_by_field_name("operator").type == "->":
-                deref = True
-            node = node.child_by_field_name("argument")
+            op = node.child_by_field_name("operator")
+            through_pointer |= op is not None and op.type == "->"
         elif node.type == "subscript_expression":
-            deref = True
-            node = node.child_by_field_name("argument")
+            subscripted = True
         elif node.type == "pointer_expression":
-            deref = True
-            node = node.child_by_field_name("argument")
-        else:
-            node = node.named_children[0] if node.named_children else node
-            if node.type == "parenthesized_expression":
+            through_pointer = True
+        if node.type == "parenthesized_expression":
+            if not node.named_children:
                 break
-    return node, deref
+            node = node.named_children[0]
+        else:
+            node = node.child_by_field_name("argument")
+    return node, through_pointer, subscripted
 
 
 def _in_loop(node, stop) -> bool:
@@ -173,7 +175,7 @@ def summarize(src: SourceFile, fn) -> Summary | None:
     if body is None:
         return summary
     local = _locals(src, body) | {n for _, n in params if n and n not in (vma,)}
-    pointers = {n for t, n in params if t.endswith("*")} | _pointer_locals(src, fn)
+    arrays = _array_locals(src, fn)
     actions = []
     locks = []
 
@@ -185,7 +187,7 @@ def summarize(src: SourceFile, fn) -> Summary | None:
             _vma_use(src, summary, node, local)
         elif t in ("assignment_expression", "update_expression"):
             target = node.child_by_field_name("left" if t == "assignment_expression" else "argument")
-            _write(src, summary, node, target, vma, local, pointers)
+            _write(src, summary, node, target, vma, local, arrays)
         elif t == "gnu_asm_expression":
             summary.add(src.line(node), "i", "asm", "inline assembly")
 
@@ -255,13 +257,13 @@ def _vma_use(src, summary, node, local) -> None:
     summary.add(line, "i", "vma-value", f"uses the vma pointer as a value: `{' '.join(src.text(parent).split())[:60]}`")
 
 
-def _write(src, summary, node, target, vma, local, pointers) -> None:
+def _write(src, summary, node, target, vma, local, arrays) -> None:
     if target is None:
         return
     line = src.line(node)
     right = node.child_by_field_name("right") if node.type == "assignment_expression" else None
     stores_vma = right is not None and right.type == "identifier" and vma and src.text(right) == vma
-    root, deref = _root_identifier(target)
+    root, through_pointer, subscripted = _root_identifier(target)
     root_name = src.text(root) if root.type == "identifier" else None
     if vma and root_name == vma:
         if target.type == "field_expression" and target.child_by_field_name("argument").type == "identifier":
@@ -272,7 +274,9 @@ def _write(src, summary, node, target, vma, local, pointers) -> None:
             return
         summary.add(line, "i", "vma-write", f"writes through the vma: `{' '.join(src.text(target).split())[:60]}`")
         return
-    if root_name in local and not (deref and root_name in pointers):
+    # A write through `->` or `*` reaches memory that outlives the call, whatever the local's type
+    # (a typedef can hide the pointer); a subscript stays local only on a local array.
+    if root_name in local and not through_pointer and (not subscripted or root_name in arrays):
         if stores_vma:
             summary.add(line, "i", "vma-alias", f"copies the vma pointer into `{root_name}`")
         return
@@ -283,17 +287,14 @@ def _write(src, summary, node, target, vma, local, pointers) -> None:
         summary.add(line, "e", "writes-state", f"writes `{what}`, outside the mapping: per-mapping state unless proven idempotent")
 
 
-def _pointer_locals(src, fn) -> set[str]:
-    """A local declared as a pointer: a write through it reaches memory that outlives the call."""
+def _array_locals(src, fn) -> set[str]:
     out = set()
     for decl in find(fn, "declaration"):
         for d in decl.children_by_field_name("declarator"):
             node = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
-            if node is not None and node.type == "pointer_declarator":
-                inner = node
-                while inner is not None and inner.type != "identifier":
-                    inner = inner.child_by_field_name("declarator")
-                if inner is not None:
+            if node is not None and node.type == "array_declarator":
+                inner = node.child_by_field_name("declarator")
+                if inner is not None and inner.type == "identifier":
                     out.add(src.text(inner))
     return out
 

@@ -69,23 +69,47 @@ class MacroDef:
 
 
 def _struct_of_initializer(src: SourceFile, node) -> str | None:
-    """The struct type an initializer list belongs to, from its declaration."""
-    holder = ancestor(node, "declaration", "compound_literal_expression", "initializer_pair", "function_definition")
-    # A nested `.fops = { ... }` would need the outer struct's member types; we do not guess.
+    """The struct type an initializer list belongs to, from its declaration.
+
+    Nested in `.member = { ... }`, the answer is `outer.member`: the caller
+    looks the member's type up in the struct definitions it has seen.
+    """
+    kinds = ("declaration", "compound_literal_expression", "initializer_pair", "function_definition")
+    holder = ancestor(node, *kinds)
+    member = None
     while holder is not None and holder.type == "initializer_pair":
-        if holder.child_by_field_name("designator") is not None and \
-                holder.child_by_field_name("designator").type == "field_designator":
-            return None
-        holder = ancestor(holder, "declaration", "compound_literal_expression", "initializer_pair", "function_definition")
+        designator = holder.child_by_field_name("designator")
+        if member is None and designator is not None and designator.type == "field_designator":
+            member = src.text(designator)[1:].strip()
+        elif designator is not None and designator.type == "field_designator":
+            return None  # two levels deep: not something the kernel does for fops
+        holder = ancestor(holder, *kinds)
     if holder is None or holder.type == "function_definition":
         return None
     type_node = holder.child_by_field_name("type")
     if type_node is not None and type_node.type == "type_descriptor":
         type_node = type_node.child_by_field_name("type")
-    if type_node is not None and type_node.type == "struct_specifier":
-        name = type_node.child_by_field_name("name")
-        return src.text(name) if name is not None else None
-    return None
+    if type_node is None or type_node.type != "struct_specifier" or type_node.child_by_field_name("name") is None:
+        return None
+    outer = src.text(type_node.child_by_field_name("name"))
+    return f"{outer}.{member}" if member else outer
+
+
+def embedded_structs(src: SourceFile) -> dict[str, str]:
+    """`outer.member` -> struct type, for struct members embedded by value."""
+    out = {}
+    for spec in find(src.root, "struct_specifier"):
+        name, body = spec.child_by_field_name("name"), spec.child_by_field_name("body")
+        if name is None or body is None:
+            continue
+        for fld in body.named_children:
+            ftype = fld.child_by_field_name("type") if fld.type == "field_declaration" else None
+            if ftype is None or ftype.type != "struct_specifier" or ftype.child_by_field_name("name") is None:
+                continue
+            for d in fld.children_by_field_name("declarator"):
+                if d.type == "field_identifier":
+                    out[f"{src.text(name)}.{src.text(d)}"] = src.text(ftype.child_by_field_name("name"))
+    return out
 
 
 def _direct_instances(src: SourceFile) -> list[Instance]:
@@ -238,6 +262,7 @@ class FileDiscovery:
     instances: list[Instance]
     macros: list[MacroDef]
     aliases: dict[str, list[str]]
+    embedded: dict[str, str]
 
 
 def discover(src: SourceFile, outside_macros: dict[str, MacroDef]) -> FileDiscovery:
@@ -256,4 +281,5 @@ def discover(src: SourceFile, outside_macros: dict[str, MacroDef]) -> FileDiscov
         new = [d for d in derived if d.name not in {m.name for m in all_macros}]
         all_macros.extend(new)
         known = {d.name: d for d in new}
-    return FileDiscovery(instances, all_macros, aliases)
+    embedded = embedded_structs(src) if any(i.struct and "." in i.struct for i in instances) else {}
+    return FileDiscovery(instances, all_macros, aliases, embedded)

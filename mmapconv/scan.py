@@ -19,7 +19,7 @@ from . import classify
 from .discover import PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
 from .rules_data import load
-from .source import InputError, SourceFile, find
+from .source import InputError, SourceFile, ancestor, find
 
 # Names of functions defined with a vma parameter, found without parsing.
 _VMA_DEFINITION = re.compile(
@@ -41,6 +41,7 @@ class FileResult:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     summaries: dict[str, list[classify.Summary]] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
+    embedded: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,14 +54,15 @@ class FunctionResult:
     verdict: str = "manual"
     instances: int = 0
     twin: str | None = None  # an existing mmap_prepare the initializers switch to
+    notes: list[classify.Evidence] = field(default_factory=list)  # found while linking, not in a body
 
     @property
     def evidence(self) -> list[classify.Evidence]:
-        return sorted((e for s in self.summaries for e in s.evidence), key=lambda e: e.line)
+        return sorted([e for s in self.summaries for e in s.evidence] + self.notes, key=lambda e: e.line)
 
     @property
     def categories(self) -> list[str]:
-        present = {c for s in self.summaries for c in s.categories}
+        present = {c for s in self.summaries for c in s.categories} | {e.category for e in self.notes}
         return [c for c in classify.PRIMARY_ORDER if c in present]
 
     @property
@@ -120,7 +122,7 @@ def source_files(paths: Iterable[Path]) -> tuple[list[Path], list[ScanError]]:
 def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest") -> FileResult:
     """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
     found = discover(src, macros)
-    result = FileResult(src.path, found.instances, found.macros, found.aliases)
+    result = FileResult(src.path, found.instances, found.macros, found.aliases, embedded=found.embedded)
     definitions: dict[str, list] = defaultdict(list)
     for fn in find(src.root, "function_definition"):
         name = classify.function_name(src, fn)
@@ -153,7 +155,11 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
                 for helper in helper_cache[call.callee]:
                     classify.absorb(s, call, helper)
             s.pending = still
-            if s.classified_auto and s.file_param is not None:
+            if still and s.file_param is not None and set(s.categories) <= classify.AUTO_CATEGORIES:
+                s.refusal = classify.Evidence(still[0].line, "", "not-convertible",
+                                              f"calls {still[0].callee}(), defined in another file: "
+                                              "mmapconv converts only with helpers of the same file")
+            elif s.classified_auto and s.file_param is not None:
                 try:
                     s.plan = plan_function(src, nodes_of[id(s)], s, level)
                 except Refusal as refusal:
@@ -173,7 +179,8 @@ def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
         node = src.root.descendant_for_byte_range(m.start(), m.start() + 1)
         if node is None or node.type in ("comment", "string_content", "string_literal", "char_literal"):
             continue
-        if node.parent is not None and node.parent.type == "field_expression":
+        if node.parent is not None and node.parent.type == "field_expression" and \
+                ancestor(node, "initializer_list") is None:
             continue  # `fops.mmap = fn;` at run time, not an initializer
         errors.append(ScanError(src.path, f"line {src.line_of(m.start())}: could not parse the initializer around this `.mmap`"))
     return errors
@@ -253,10 +260,14 @@ class Scanner:
             for k, v in more_index.items():
                 index[k].extend(v)
             seen = {r.path for r in results}
-            needed = self._missing_definitions(results, index, seen)
-            if needed:
+            # A callback found in the last pass may need a helper of its own directory: go again.
+            for _ in range(3):
+                needed = self._missing_definitions(results, index, seen)
+                if not needed:
+                    break
                 extra, _ = self._run(pool, [by_display[d] for d in sorted(needed)], macros, force=True)
                 results += extra
+                seen |= needed
         finally:
             if pool is not None:
                 pool.shutdown()
@@ -320,7 +331,13 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
         chosen = [s for s in candidates if _same_dir_rank(s.path, near) == best]
         return [s for s in chosen if s.path == chosen[0].path]
 
+    embedded = {k: v for r in results for k, v in r.embedded.items()}
+    for r in results:
+        for inst in r.instances:
+            if inst.struct and "." in inst.struct:
+                inst.struct = embedded.get(inst.struct)
     functions: dict[tuple[str, str], FunctionResult] = {}
+    variants: dict[tuple[str, str], classify.Evidence] = {}
     for summaries in global_defs.values():
         for s in summaries:
             for call in s.pending:
@@ -346,12 +363,18 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
             if targets:
                 name = targets[0]
                 summaries = definitions(name, inst.path) or (definitions(name, inst.text_path) if inst.text_path else [])
+                if len(set(targets)) > 1 and summaries:
+                    variants.setdefault((summaries[0].path, name), classify.Evidence(
+                        inst.line, "i", "config-alias",
+                        f"{inst.function} names {', '.join(sorted(set(targets)))} in different configurations: convert them together by hand"))
         if not summaries:
             return ResolvedInstance(inst, "unresolved")
         key = (summaries[0].path, name)
         fn = functions.get(key)
         if fn is None:
             fn = functions[key] = FunctionResult(name, summaries[0].path, summaries[0].line, summaries[0].static, summaries)
+        if key in variants and variants[key] not in fn.notes:
+            fn.notes.append(variants[key])
         fn.instances += inst.struct == TARGET_STRUCT
         return ResolvedInstance(inst, "function", fn)
 
