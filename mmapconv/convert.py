@@ -13,14 +13,14 @@ import os
 import re
 import tempfile
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .discover import TARGET_MEMBER, TARGET_STRUCT
 from .edits import Edit, OverlapError, apply
 from .plan import NEW_SUFFIX
-from .scan import FunctionResult, ScanResult, analyze, source_files
+from . import prefilter
+from .scan import FunctionResult, ScanResult, analyze
 from .source import SourceFile, count_errors, find
 
 _EXPORT = re.compile(r"EXPORT_SYMBOL\w*")
@@ -104,21 +104,14 @@ class Converter:
 
     def _mentions(self, names: list[str]) -> dict[str, list[str]]:
         """Files anywhere under the root that mention each exported name (they may call it)."""
-        if not names:
-            return {}
-        files, _ = source_files([self.root])
-        rels = [str(p.relative_to(self.root)) for p in files]
-        size = max(64, len(rels) // (self.jobs * 8) + 1)
-        jobs = [(str(self.root), rels[i:i + size], names) for i in range(0, len(rels), size)]
+        files, _ = prefilter.search([str(self.root)], names, word=True)
         found: dict[str, list[str]] = defaultdict(list)
-        if self.jobs > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(self.jobs) as pool:
-                chunks = list(pool.map(_grep, jobs))
-        else:
-            chunks = [_grep(j) for j in jobs]
-        for chunk in chunks:
-            for name, paths in chunk.items():
-                found[name].extend(paths)
+        for path in files:
+            data = Path(path).read_bytes()
+            rel = os.path.relpath(path, self.root)
+            for name in names:
+                if re.search(rb"\b" + re.escape(name.encode()) + rb"\b", data):
+                    found[name].append(rel)
         return found
 
     def _edits_for(self, fn: FunctionResult, mentioned_in: list[str]) -> dict[str, list[Edit]]:
@@ -251,21 +244,6 @@ def _convertible_here(analysis) -> set[str]:
     """Functions of a file that its own initializers name and the planner would convert."""
     named = {i.function for i in analysis.instances if i.struct == TARGET_STRUCT}
     return {s.name for ss in analysis.summaries.values() for s in ss if s.plan is not None and s.name in named}
-
-
-def _grep(job: tuple[str, list[str], list[str]]) -> dict[str, list[str]]:
-    root, rels, names = job
-    encoded = [(n, n.encode(), re.compile(rb"\b" + re.escape(n.encode()) + rb"\b")) for n in names]
-    out: dict[str, list[str]] = defaultdict(list)
-    for rel in rels:
-        try:
-            data = Path(root, rel).read_bytes()
-        except OSError:
-            continue
-        for name, raw, pattern in encoded:
-            if raw in data and pattern.search(data):
-                out[name].append(rel)
-    return dict(out)
 
 
 def unified_diff(changes: dict[str, tuple[bytes, bytes]]) -> str:

@@ -21,7 +21,7 @@ from .lint.catalogue import DEFAULT_API, KNOWLEDGE, RULES
 from .lint.engine import SOURCE_SUFFIXES, lint_paths
 from .lint.finding import Finding
 from .report.findings import Report
-from .series import Patch, Series, read_inputs  # noqa: F401  (read_inputs: the CLI's entry)
+from .series import Patch, Series
 from .source import InputError
 
 _LEGACY_REMAP = re.compile(r"\b(?:" + "|".join(KNOWLEDGE["actions"]["legacy_remaps"]) + r")\s*\(")
@@ -37,14 +37,9 @@ def _files(patch: Patch):
         raise InputError(f"{patch.subject}: cannot parse the diff: {exc}") from None
 
 
-def _path(patched_file) -> str:
-    path = patched_file.path
-    return path
-
-
 def _is_source(patched_file) -> bool:
     return not patched_file.is_removed_file and not patched_file.is_binary_file and \
-        _path(patched_file).endswith(SOURCE_SUFFIXES)
+        patched_file.path.endswith(SOURCE_SUFFIXES)
 
 
 def _added(patched_file) -> dict[int, object]:
@@ -160,7 +155,7 @@ def fragment(patched_file) -> str:
 
 
 def _check_hunks(patch: Patch, api: str) -> list[Finding]:
-    patched_files = {_path(pf): pf for pf in _files(patch) if _is_source(pf)}
+    patched_files = {pf.path: pf for pf in _files(patch) if _is_source(pf)}
     if not patched_files:
         return []
     with tempfile.TemporaryDirectory(prefix="mmapconv-hunks-") as tmp:
@@ -215,7 +210,7 @@ def _check_tree(series: Series, tree: Path, api: str) -> list[Finding]:
         _copy_tree(tree, _touched(series), work)
         for n, patch in enumerate(series.patches, 1):
             _apply(patch, f"{n}/{len(series.patches)}", work, tree)
-            patched_files = {_path(pf): pf for pf in _files(patch) if _is_source(pf)}
+            patched_files = {pf.path: pf for pf in _files(patch) if _is_source(pf)}
             if patched_files:
                 linted = lint_paths([work / p for p in patched_files], api, root=work).findings
                 findings += _added_findings(linted, patch, patched_files)

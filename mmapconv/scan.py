@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import classify
-from .discover import PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
+from . import classify, prefilter
+from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
 from .rules_data import load
 from .source import InputError, SourceFile, ancestor, find
@@ -24,7 +24,6 @@ from .source import InputError, SourceFile, ancestor, find
 # Names of functions defined with a vma parameter, found without parsing.
 _VMA_DEFINITION = re.compile(
     rb"^[A-Za-z_][^;{}()#\n]*?\b([A-Za-z_]\w*)\s*\(([^;{})]*struct\s+vm_area_struct\s*\*[^;{})]*)\)\s*\{", re.M)
-SOURCE_SUFFIXES = (".c", ".h")
 
 
 @dataclass
@@ -105,20 +104,6 @@ class ScanResult:
         return sorted(blocked.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def source_files(paths: Iterable[Path]) -> tuple[list[Path], list[ScanError]]:
-    files, errors = [], []
-    for path in paths:
-        if not path.exists():
-            errors.append(ScanError(str(path), "no such file or directory"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files.extend(Path(dirpath, f) for f in sorted(filenames) if f.endswith(SOURCE_SUFFIXES))
-    return files, errors
-
-
 def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest") -> FileResult:
     """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
     found = discover(src, macros)
@@ -186,6 +171,25 @@ def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
     return errors
 
 
+_DECLARATION = re.compile(rb"\bstruct\s+(\w+)\s+\w+\s*(?:\[[^\]]*\]\s*)?(?:__\w+\s*)*=\s*\{")
+_OTHER_STRUCTS = frozenset(s.encode() for s in load("discovery")["other_structs"])
+
+
+def _only_other_structs(data: bytes, pattern: re.Pattern) -> bool:
+    """Every member match sits in an initializer of a struct that is surely not file_operations.
+
+    Such a file need not be parsed for file_operations; the regex can only say
+    "surely" for the last declaration before the member with no `};` between.
+    """
+    for m in pattern.finditer(data):
+        decl = None
+        for decl in _DECLARATION.finditer(data, max(0, m.start() - 8192), m.start()):
+            pass
+        if decl is None or decl.group(1) not in _OTHER_STRUCTS or b"\n}" in data[decl.end():m.start()]:
+            return False
+    return True
+
+
 def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool, str]) -> tuple[list[FileResult], dict[str, list[str]], int]:
     """Worker: prefilter and analyze a chunk of files. Returns results and a name->files index."""
     files, macros, force, all_ops, level = job
@@ -199,7 +203,9 @@ def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool, str
         except OSError as exc:
             results.append(FileResult(display, errors=[ScanError(display, f"cannot read: {exc.strerror}")]))
             continue
-        wanted = force or (b"mmap" in data and prefilter.search(data)) or any(n in data for n in macro_names)
+        members = b"mmap" in data and prefilter.search(data)
+        wanted = force or any(n in data for n in macro_names) or \
+            members and (all_ops or not _only_other_structs(data, prefilter))
         if not wanted:
             if b"vm_area_struct" in data:
                 for m in _VMA_DEFINITION.finditer(data):
@@ -225,16 +231,15 @@ class Scanner:
         self.jobs = jobs or os.cpu_count() or 1
         self.progress = progress or (lambda n: None)
 
-    def display(self, path: Path) -> str:
-        text = str(path)
-        if text.startswith(self._root_prefix):
-            return text[len(self._root_prefix):]
+    def display(self, path: str) -> str:
+        if path.startswith(self._root_prefix):
+            return path[len(self._root_prefix):]
         rel = os.path.relpath(os.path.abspath(path), self._abs_root)
-        return text if rel.startswith("..") else rel
+        return path if rel.startswith("..") else rel
 
-    def _run(self, pool, files: list[Path], macros, force=False):
-        pairs = [(str(p), self.display(p)) for p in files]
-        size = max(16, min(256, len(pairs) // (self.jobs * 8) + 1))
+    def _run(self, pool, files: list[str], macros, force=False):
+        pairs = [(p, self.display(p)) for p in files]
+        size = max(4, min(64, len(pairs) // (self.jobs * 4) + 1))
         jobs = [(pairs[i:i + size], macros, force, self.all_ops, self.level) for i in range(0, len(pairs), size)]
         results, index = [], defaultdict(list)
         mapper = pool.map if pool is not None else map
@@ -246,20 +251,32 @@ class Scanner:
         return results, index
 
     def scan(self, paths: list[Path]) -> ScanResult:
-        files, errors = source_files(paths)
-        headers = [p for p in files if p.suffix == ".h"]
-        sources = [p for p in files if p.suffix != ".h"]
-        by_display = {self.display(p): p for p in files}
-        pool = ProcessPoolExecutor(self.jobs) if self.jobs > 1 and len(files) > 64 else None
+        roots = [str(p) for p in paths]
+        members = sorted(MEMBERS) if self.all_ops else [TARGET_MEMBER]
+        found, problems = prefilter.search(roots, [f".{m}" for m in members] + ["vm_area_struct"])
+        errors = [ScanError(self.display(u.path), u.message) for u in problems]
+        by_display = {self.display(p): p for p in found}
+        headers = [p for p in found if p.endswith(".h")]
+        sources = [p for p in found if not p.endswith(".h")]
+        pool = ProcessPoolExecutor(self.jobs) if self.jobs > 1 and len(found) > 64 else None
+        background = ThreadPoolExecutor(1)
         try:
             results, index = self._run(pool, headers, {})
             macros = {m.name: m for r in results for m in r.macros if self.all_ops or any(
                 mm.member == TARGET_MEMBER and mm.struct in (TARGET_STRUCT, None) for mm in m.members)}
+            # Where header macros are used is a second byte search; it runs while C files parse.
+            sites = background.submit(prefilter.search, roots, sorted(macros), True) if macros else None
             more, more_index = self._run(pool, sources, macros)
             results += more
             for k, v in more_index.items():
                 index[k].extend(v)
             seen = {r.path for r in results}
+            if sites is not None:
+                site_files, _ = sites.result()
+                todo = [p for p in site_files if self.display(p) not in seen and self.display(p) not in by_display]
+                extra, _ = self._run(pool, todo, macros)
+                results += extra
+                seen |= {self.display(p) for p in todo}
             # A callback found in the last pass may need a helper of its own directory: go again.
             for _ in range(3):
                 needed = self._missing_definitions(results, index, seen)
@@ -269,6 +286,7 @@ class Scanner:
                 results += extra
                 seen |= needed
         finally:
+            background.shutdown()
             if pool is not None:
                 pool.shutdown()
         return link(self.root, results, errors)

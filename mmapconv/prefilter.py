@@ -1,0 +1,89 @@
+"""Which C files contain some fixed strings: the byte prefilter that runs before any parsing.
+
+On a kernel tree reading 60,000 files is most of the cost, so directories are
+searched with GNU grep (`-rlF`, C speed) when it is on PATH; explicit files,
+or a machine without grep (or MMAPCONV_NO_GREP=1), use the Python reader.
+Either way the caller re-checks every candidate with its exact pattern:
+this only narrows the set.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+SOURCE_SUFFIXES = (".c", ".h")
+
+
+@dataclass
+class Unreadable:
+    path: str
+    message: str
+
+
+def walk(paths: list[str]) -> tuple[list[str], list[Unreadable]]:
+    """Every .c/.h file under `paths` (hidden directories and links skipped), and the paths that do not exist."""
+    files, missing = [], []
+    for path in paths:
+        if os.path.isfile(path):
+            files.append(path)
+        elif os.path.isdir(path):
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                # Symbolic links are not followed, as `grep -r` does not follow them.
+                files.extend(path for path in (os.path.join(dirpath, f) for f in sorted(filenames)
+                                               if f.endswith(SOURCE_SUFFIXES)) if not os.path.islink(path))
+        else:
+            missing.append(Unreadable(path, "no such file or directory"))
+    return files, missing
+
+
+def _use_grep(paths: list[str]) -> bool:
+    return (os.environ.get("MMAPCONV_NO_GREP") != "1" and shutil.which("grep") is not None
+            and all(os.path.isdir(p) for p in paths))
+
+
+def search(paths: list[str], strings: list[str], word: bool = False) -> tuple[list[str], list[Unreadable]]:
+    """Files under `paths` containing any of `strings`, and those that could not be read."""
+    if not strings:
+        return [], []
+    if _use_grep(paths):
+        return _grep(paths, strings, word)
+    files, problems = walk(paths)
+    found = []
+    encoded = [s.encode() for s in strings]
+    for path in files:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            problems.append(Unreadable(path, f"cannot read: {exc.strerror}"))
+            continue
+        if any(s in data for s in encoded):
+            found.append(path)
+    return found, problems
+
+
+def _hidden(path: str, roots: list[str]) -> bool:
+    """Below a hidden directory of the tree (.git, .pc, ...), as walk() skips them."""
+    root = next((r for r in roots if path.startswith(r.rstrip("/") + "/")), "")
+    return any(part.startswith(".") for part in path[len(root):].split("/")[:-1])
+
+
+def _grep(paths: list[str], strings: list[str], word: bool) -> tuple[list[str], list[Unreadable]]:
+    cmd = ["grep", "-rlZF", "--include=*.c", "--include=*.h"]
+    if word:
+        cmd.append("-w")
+    for s in strings:
+        cmd += ["-e", s]
+    proc = subprocess.run(cmd + ["--", *paths], capture_output=True, check=False)
+    found = sorted(p for p in (raw.decode("utf-8", "surrogateescape") for raw in proc.stdout.split(b"\0") if raw)
+                   if not _hidden(p, paths))
+    problems = []
+    for line in proc.stderr.decode("utf-8", "replace").splitlines():
+        # grep: PATH: Permission denied
+        parts = line.split(": ")
+        if len(parts) >= 3 and parts[0] == "grep":
+            problems.append(Unreadable(": ".join(parts[1:-1]), f"cannot read: {parts[-1]}"))
+    return found, problems

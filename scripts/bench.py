@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Wall time of `mmapconv scan` and `mmapconv convert` as ratios to grep over the same tree.
+
+The baseline is `grep -rlE '\\.mmap\\s*=' TREE`, measured in the same run,
+interleaved with mmapconv, after one warm-up of each (page cache). These
+machines are noisy: only ratios are printed, medians of --runs.
+
+    python3 scripts/bench.py [TREE] [--runs 3] [--max-ratio 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_TREE = Path(os.environ.get("MMAPCONV_KERNEL_TREE",
+                                   Path.home() / ".cache/mmapconv-eval/linux-source-6.12"))
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree", nargs="?", type=Path, default=DEFAULT_TREE)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-ratio", type=float, default=None, help="exit 1 when scan/grep exceeds it")
+    args = parser.parse_args()
+    grep = ["grep", "-rlE", r"\.mmap\s*=", str(args.tree)]
+    tool = [sys.executable, "-m", "mmapconv"]
+    commands = {
+        "grep": grep,
+        "scan": tool + ["scan", "--format", "json", str(args.tree)],
+        "convert": tool + ["convert", str(args.tree)],
+    }
+    for cmd in commands.values():
+        wall(cmd)  # warm the page cache and the interpreter's files
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.runs):
+        for name, cmd in commands.items():
+            times[name].append(wall(cmd))
+    base = statistics.median(times["grep"])
+    ratios = {name: statistics.median(t) / base for name, t in times.items() if name != "grep"}
+    for name, ratio in ratios.items():
+        print(f"{name}/grep: {ratio:.2f}x (median of {args.runs}, {os.cpu_count()} cores)")
+    if args.max_ratio is not None and ratios["scan"] > args.max_ratio:
+        print(f"scan is slower than {args.max_ratio}x grep", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Each fixtures/convert/NAME/ holds before/ (a small tree) and after/ (what convert must make of it).
+
+`refused.txt`, when present, lists `function: words of the reason` for every
+function convert must refuse; a fixture whose after/ equals before/ is a
+no-change case.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmapconv.convert import Converter, write_in_place
+from mmapconv.scan import Scanner
+
+CASES = Path(__file__).resolve().parent.parent / "fixtures" / "convert"
+NAMES = sorted(p.name for p in CASES.iterdir() if (p / "before").is_dir())
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def convert(root: Path, level: str = "newest"):
+    outcome = Converter(Scanner(root, jobs=1, level=level).scan([root]), jobs=1).run()
+    write_in_place(root, outcome.changes)
+    return outcome
+
+
+def level_of(case: Path) -> str:
+    marker = case / "api.txt"
+    return marker.read_text().strip() if marker.exists() else "newest"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_before_becomes_after(name, tmp_path):
+    case = CASES / name
+    work = tmp_path / "tree"
+    shutil.copytree(case / "before", work)
+    outcome = convert(work, level_of(case))
+    assert not outcome.internal_errors
+    assert tree(work) == tree(case / "after")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_refusals_have_their_reason(name, tmp_path):
+    case = CASES / name
+    expected = {}
+    if (case / "refused.txt").exists():
+        for line in (case / "refused.txt").read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                function, reason = line.split(":", 1)
+                expected[function.strip()] = reason.strip()
+    work = tmp_path / "tree"
+    shutil.copytree(case / "before", work)
+    outcome = convert(work, level_of(case))
+    refused = {r.function.function: r.message for r in outcome.refused}
+    assert set(refused) == set(expected)
+    for function, words in expected.items():
+        assert words in refused[function], (function, refused[function])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_second_run_changes_nothing(name, tmp_path):
+    case = CASES / name
+    work = tmp_path / "tree"
+    shutil.copytree(case / "after", work)
+    outcome = convert(work, level_of(case))
+    assert outcome.changes == {}
