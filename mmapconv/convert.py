@@ -70,6 +70,26 @@ def _designator_edit(data: bytes, start: int, end: int, member: str) -> Edit:
     return Edit(start, eq, new + pad)
 
 
+def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[Edit]:
+    """In a macro body, the line's trailing backslash stays in its column."""
+    line_start = data.rfind(b"\n", 0, after) + 1
+    line_end = data.find(b"\n", after)
+    line = data[line_start:line_end if line_end >= 0 else len(data)]
+    stripped = line.rstrip()
+    if not stripped.endswith(b"\\"):
+        return []
+    slash = line_start + len(stripped) - 1
+    gap_start = line_start + len(data[line_start:slash].rstrip())
+    column = len(data[line_start:slash].decode().expandtabs(8))
+    head = apply(data[line_start:gap_start], line_edits, base=line_start).decode()
+    pad = ""
+    while len((head + pad + "\t").expandtabs(8)) <= column:
+        pad += "\t"
+    while len((head + pad).expandtabs(8)) < column:
+        pad += " "
+    return [Edit(gap_start, slash, pad or " ")]
+
+
 class Converter:
     def __init__(self, result: ScanResult, jobs: int | None = None):
         self.result = result
@@ -124,16 +144,17 @@ class Converter:
             if inst.struct != TARGET_STRUCT or inst.member != TARGET_MEMBER:
                 raise _Skip(inst.path, inst.line, f"also used as .{inst.member} of struct {inst.struct}")
             src = self.source(inst.text_path)
-            edits[inst.text_path].append(_designator_edit(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX))
+            line_edits = [_designator_edit(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX)]
             value = src.data[inst.value_span[0]:inst.value_span[1]].decode()
             if value == fn.function:
-                edits[inst.text_path].append(Edit(*inst.value_span, new_name))
+                line_edits.append(Edit(*inst.value_span, new_name))
             elif inst.via_macro and "##" in value:
                 self._check_macro_siblings(inst, fn)
-                edits[inst.text_path].append(Edit(inst.value_span[1], inst.value_span[1], NEW_SUFFIX))
+                line_edits.append(Edit(inst.value_span[1], inst.value_span[1], NEW_SUFFIX))
             elif inst.via_macro:
                 raise _Skip(inst.text_path, src.line_of(inst.value_span[0]),
                             f"the function reaches .{inst.member} as an argument of {inst.via_macro}")
+            edits[inst.text_path] += line_edits + _keep_continuation(src.data, inst.value_span[1], line_edits)
         if fn.twin:
             return edits
         for summary in fn.summaries:

@@ -234,8 +234,9 @@ def expand_sites(src: SourceFile, macros: dict[str, MacroDef]) -> tuple[list[Ins
         for mm in macro.members:
             struct = mm.struct
             if struct is None and node is not None:
+                # A fragment inside `{ ... }`, or the whole initializer: `struct x y = MACRO;`.
                 initializer = node if node.type == "initializer_list" else ancestor(node, "initializer_list")
-                struct = _struct_of_initializer(src, initializer) if initializer is not None else None
+                struct = _struct_of_initializer(src, initializer or node)
             instances.append(Instance(
                 path=src.path, line=src.line_of(m.start()), struct=struct, member=mm.member,
                 function=substitute(mm.template, macro.params, args), via_macro=macro.name,

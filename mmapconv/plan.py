@@ -64,7 +64,7 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         raise Refusal(src.line(fn), "the body already uses the name `desc`")
     ctx = Context(src, fn, vma, file_param, level, new_name=new_name)
 
-    edits: list[Edit] = []
+    edits: list[Edit] = _helper_edits(src, fn, ctx, level)
     handled: set[int] = set()
     call = find_action(ctx, body)
     if call is not None:
@@ -87,6 +87,47 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
     _check(src, fn, edits, vma)
     return FunctionPlan(name, new_name, edits)
+
+
+def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
+    """Same-file helpers that receive the vma convert with the function: their parameter becomes the desc.
+
+    Only a helper that nothing else references, that takes the vma as a plain
+    parameter and that requests no mapping itself (the request must stay the
+    callback's last act) qualifies; any other is left to the leftover check.
+    """
+    definitions = {function_name(src, d): d for d in find(src.root, "function_definition")}
+    edits = []
+    for call in find(fn.child_by_field_name("body"), "call_expression"):
+        callee = call.child_by_field_name("function")
+        args = call.child_by_field_name("arguments").named_children
+        positions = [i for i, a in enumerate(args) if ctx.is_vma(a)]
+        name = src.text(callee) if callee.type == "identifier" else None
+        helper = definitions.get(name)
+        if not positions or helper is None or helper == fn:
+            continue
+        uses = [n for n in find(src.root, "identifier") if src.text(n) == name]
+        if len(uses) != 2 or sum(1 for d in find(src.root, "function_definition") if function_name(src, d) == name) != 1:
+            raise Refusal(src.line(call), f"hands the vma to {name}(), which is also used elsewhere")
+        params = parameters(src, helper)
+        index = positions[0]
+        if len(positions) != 1 or index >= len(params) or "vm_area_struct" not in params[index][0]:
+            raise Refusal(src.line(call), f"hands the vma to {name}() in a way mmapconv does not follow")
+        hbody = helper.child_by_field_name("body")
+        hctx = Context(src, helper, params[index][1], None, level, new_name=name)
+        if any(src.text(n) == "desc" for n in find(hbody, "identifier")):
+            raise Refusal(src.line(helper), f"{name}() already uses the name `desc`")
+        if find_action(hctx, hbody) is not None:
+            raise Refusal(src.line(helper), f"{name}() requests the mapping itself; it must stay the callback's last act")
+        declarator = _declarator(helper)
+        pnode = [p for p in declarator.child_by_field_name("parameters").named_children
+                 if p.type == "parameter_declaration"][index]
+        edits.append(Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"))
+        for stmt in hbody.named_children:
+            edits += edits_for(hctx, stmt)
+        _check(src, helper, edits, hctx.vma)
+        ctx.passes_desc.add(args[index].id)
+    return edits
 
 
 def _new_function(src: SourceFile, fn, edits: list[Edit]) -> bytes:

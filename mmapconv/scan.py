@@ -61,6 +61,8 @@ class FunctionResult:
 
     @property
     def categories(self) -> list[str]:
+        if self.twin:
+            return ["d"]  # the generic mapping itself, whatever its body does
         present = {c for s in self.summaries for c in s.categories} | {e.category for e in self.notes}
         return [c for c in classify.PRIMARY_ORDER if c in present]
 
@@ -354,6 +356,7 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
         for inst in r.instances:
             if inst.struct and "." in inst.struct:
                 inst.struct = embedded.get(inst.struct)
+    twins = load("calls")["twins"]
     functions: dict[tuple[str, str], FunctionResult] = {}
     variants: dict[tuple[str, str], classify.Evidence] = {}
     for summaries in global_defs.values():
@@ -385,6 +388,12 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
                     variants.setdefault((summaries[0].path, name), classify.Evidence(
                         inst.line, "i", "config-alias",
                         f"{inst.function} names {', '.join(sorted(set(targets)))} in different configurations: convert them together by hand"))
+        if not summaries and name in twins:
+            # A core helper with an mmap_prepare twin: resolved by name, even outside the tree.
+            key = (twins[name]["defined_in"], name)
+            fn = functions.setdefault(key, FunctionResult(name, key[0], 0, False, []))
+            fn.instances += inst.struct == TARGET_STRUCT
+            return ResolvedInstance(inst, "function", fn)
         if not summaries:
             return ResolvedInstance(inst, "unresolved")
         key = (summaries[0].path, name)
@@ -400,9 +409,8 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
     every.sort(key=lambda ri: (ri.instance.path, ri.instance.line))
     fops = [ri for ri in every if ri.instance.struct == TARGET_STRUCT]
     fops_functions = {id(ri.function): ri.function for ri in fops if ri.function is not None}
-    twins = load("calls")["twins"]
     for fn in fops_functions.values():
-        fn.twin = twins.get(fn.function)
+        fn.twin = twins[fn.function]["prepare"] if fn.function in twins else None
         convertible = all(s.classified_auto and s.plan is not None for s in fn.summaries)
         fn.verdict = "auto" if fn.twin or convertible and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
     ordered = sorted(fops_functions.values(), key=lambda f: (f.path, f.line))

@@ -40,11 +40,17 @@ def mask_conditionals(data: bytes) -> bytes:
 
 
 def count_errors(node: tree_sitter.Node) -> int:
-    if not node.has_error:
-        return 0
-    if node.type == "ERROR" or node.is_missing:
-        return 1
-    return sum(count_errors(c) for c in node.children)
+    """ERROR and MISSING nodes below `node` (iterative: kernel tables nest deeper than Python recurses)."""
+    count, stack = 0, [node]
+    while stack:
+        n = stack.pop()
+        if not n.has_error:
+            continue
+        if n.type == "ERROR" or n.is_missing:
+            count += 1
+        else:
+            stack.extend(n.children)
+    return count
 
 
 def parse(data: bytes) -> tree_sitter.Tree:

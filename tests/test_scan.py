@@ -131,7 +131,7 @@ INSTANCES = [
     ("fs/fixfs/file.c", 36, "fixfs_file_mmap", None, "function", "fs/fixfs/file.c:14"),
     ("fs/fixfs/file.c", 43, "fixfs_ro_mmap", None, "function", "fs/fixfs/file.c:25"),
     # the generic helper is not defined in the fixture tree
-    ("fs/fixfs/file.c", 49, "generic_file_readonly_mmap", None, "unresolved", None),
+    ("fs/fixfs/file.c", 49, "generic_file_readonly_mmap", None, "function", "mm/filemap.c:0"),
     # a header macro built on a fragment macro of another header
     pytest.param("drivers/bar/bar_one.c", 9, "bar_common_mmap", "DEFINE_BAR_FOPS", "function",
                  "drivers/bar/bar_core.c:14", marks=DEFECT_CROSS_HEADER),
@@ -254,6 +254,8 @@ FUNCTIONS = [
     # d: generic file mmap
     ("fs/fixfs/file.c", "fixfs_file_mmap", "d", ["d"], "auto"),
     ("fs/fixfs/file.c", "fixfs_ro_mmap", "d", ["d"], "auto"),
+    # a core helper with an mmap_prepare twin, resolved by name outside the tree
+    ("mm/filemap.c", "generic_file_readonly_mmap", "d", ["d"], "auto"),
     # e: per-mapping state
     ("drivers/misc/cat_e_alloc.c", "shadow_mmap", "e", ["e"], "manual"),
     ("drivers/misc/cat_e_count.c", "cnt_atomic_mmap", "e", ["e", "a"], "manual"),
@@ -501,7 +503,6 @@ def test_cli_text_format_every_line():
     assert sorted(others) == [
         "drivers/misc/disc_null.c:17: NULL: null",
         "drivers/misc/disc_unresolved.c:12: vendor_blob_mmap: unresolved",
-        "fs/fixfs/file.c:49: generic_file_readonly_mmap: unresolved",
     ]
 
 

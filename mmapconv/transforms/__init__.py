@@ -37,6 +37,8 @@ class Context:
     desc: str = "desc"
     # Helpers to add before the function (an error_hook), as full text.
     preamble: list[str] = field(default_factory=list)
+    # vma arguments of calls to helpers converted along with the function: they pass `desc`.
+    passes_desc: set[int] = field(default_factory=set)
 
     @property
     def api(self) -> dict:
@@ -87,6 +89,11 @@ def fill(template: str, ctx: Context, values: dict[str, str]) -> str:
     """Put the descriptor and the named argument texts into a rules template, token by token."""
     table = dict(values, DESC=ctx.desc)
     return re.sub(r"\b[A-Za-z_]\w*\b", lambda m: table.get(m.group(0), m.group(0)), template)
+
+
+@rewrite
+def helper_argument(ctx: Context, node) -> str | None:
+    return ctx.desc if node.id in ctx.passes_desc else None
 
 
 # Registration order is the order rules are tried in.

@@ -58,6 +58,8 @@ def _whole_vma(ctx: Context, size_node, size_text: str, body) -> bool:
     """The length is provably the whole VMA: the size helper, or a local set once to it."""
     if _WHOLE_SIZE.fullmatch(_generic(ctx, size_text)):
         return True
+    if _checked_whole(ctx, size_node, body):
+        return True
     if size_node.type != "identifier":
         return False
     name = ctx.src.text(size_node)
@@ -68,6 +70,29 @@ def _whole_vma(ctx: Context, size_node, size_text: str, body) -> bool:
     if len(inits) != 1 or writes:
         return False
     return bool(_WHOLE_SIZE.fullmatch(_generic(ctx, render(ctx, inits[0].child_by_field_name("value")))))
+
+
+def _checked_whole(ctx: Context, size_node, body) -> bool:
+    """`if (vma->vm_end - vma->vm_start != LEN) return ...;` before the request forces LEN to be the whole VMA."""
+    size_text = " ".join(ctx.src.text(size_node).split())
+    writes = [a for a in find(body, "assignment_expression", "update_expression")
+              if " ".join(ctx.src.text(a.child_by_field_name("left") or a.child_by_field_name("argument")).split()) == size_text]
+    if writes:
+        return False
+    for stmt in body.named_children:
+        if stmt.start_byte >= size_node.start_byte:
+            break
+        if stmt.type != "if_statement" or not _is_return(ctx, stmt.child_by_field_name("consequence")):
+            continue
+        cond = _unwrap(stmt.child_by_field_name("condition"))
+        if cond is None or cond.type != "binary_expression" or ctx.src.text(cond.child_by_field_name("operator")) != "!=":
+            continue
+        sides = [cond.child_by_field_name("left"), cond.child_by_field_name("right")]
+        for whole, other in (sides, sides[::-1]):
+            if _WHOLE_SIZE.fullmatch(_generic(ctx, render(ctx, whole))) and \
+                    " ".join(ctx.src.text(other).split()) == size_text:
+                return True
+    return False
 
 
 def _generic(ctx: Context, text: str) -> str:

@@ -44,10 +44,14 @@ def flag_args(ctx: Context, node) -> tuple[str, str]:
     ctx.refuse(node, f"no VMA_*_BIT for {', '.join(unknown)} (or a composite mixed with bits)")
 
 
+def _values(args: str) -> dict[str, str]:
+    return {"ARGS": args, "MASK": f"({args})" if " | " in args else args}
+
+
 def _helper(ctx: Context, which: str, node, statement) -> str:
     kind, args = flag_args(ctx, node)
     template = ctx.api[f"{which}_{'mask' if kind == 'mask' else 'flags'}"]
-    return wrap(ctx.src.indent(statement), fill(template, ctx, {"ARGS": args}))
+    return wrap(ctx.src.indent(statement), fill(template, ctx, _values(args)))
 
 
 @rewrite
@@ -110,7 +114,7 @@ def _boolean_context(ctx: Context, node) -> bool:
 @rewrite
 def parenthesized_flag_test(ctx: Context, node) -> str | None:
     """`!(vma->vm_flags & VM_X)` reads `!vma_desc_test(...)`: the call needs no parentheses."""
-    if node.type != "parenthesized_expression" or node.parent is None:
+    if node.type != "parenthesized_expression" or node.parent is None or ctx.api["flag_style"] != "bits":
         return None
     op = node.parent.child_by_field_name("operator")
     if op is None or ctx.src.text(op) not in ("!", "&&", "||"):
@@ -126,12 +130,12 @@ def flag_test(ctx: Context, node) -> str | None:
     if node.type != "binary_expression":
         return None
     op = ctx.src.text(node.child_by_field_name("operator"))
-    if op == "==":
+    if op in ("==", "!="):
         mask = _flags_and(ctx, node.child_by_field_name("left"))
         names = _mask_names(ctx, mask) if mask is not None else None
         if not names or len(names) < 2 or _mask_names(ctx, node.child_by_field_name("right")) != names:
             return None
-        which = "test_all"
+        which = "test_all" if op == "==" else "test_not_all"
     elif op == "&":
         mask = _flags_and(ctx, node)
         if mask is None:
@@ -148,4 +152,4 @@ def flag_test(ctx: Context, node) -> str | None:
     kind, args = flag_args(ctx, mask)
     if kind == "mask":
         ctx.refuse(node, "a composite mask in a flag test")
-    return fill(template, ctx, {"ARGS": args})
+    return fill(template, ctx, _values(args))

@@ -1,0 +1,46 @@
+"""The scanner's verdict on each `.mmap` user: the lint package's one dependency on mmapconv.scan."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from .registry import MmapUse
+
+
+def _reason(function) -> str:
+    """The first piece of evidence that keeps the function from converting automatically."""
+    from ..classify import AUTO_CATEGORIES
+
+    reasons = list(function.reasons)
+    blocking = [r for r in reasons if r.category not in AUTO_CATEGORIES] or reasons
+    if not blocking:
+        return ""
+    return f"{blocking[0].message} (line {blocking[0].line})"
+
+
+def scan_mmap_uses(files: list[Path]) -> dict[Path, list[MmapUse]]:
+    """`.mmap` users per resolved file path, with verdicts, for the given files."""
+    from ..scan import Scanner
+
+    if not files:
+        return {}
+    resolved = [f.resolve() for f in files]
+    root = Path(os.path.commonpath([p.parent for p in resolved]))
+    result = Scanner(root).scan(resolved)
+    uses: dict[Path, list[MmapUse]] = defaultdict(list)
+    for item in result.instances:
+        instance = getattr(item, "instance", item)
+        function = getattr(item, "function", None)
+        resolution = getattr(item, "resolution", "function")
+        if resolution == "null":
+            continue   # `.mmap = NULL` sets nothing
+        if function is None:
+            why = "the value is not a function name" if resolution == "not-a-function" \
+                else f"{instance.function} is not defined in the linted files"
+            use = MmapUse(instance.line, instance.function, "manual", why)
+        else:
+            verdict = function.verdict
+            use = MmapUse(instance.line, instance.function, verdict, _reason(function) if verdict == "manual" else "")
+        uses[(root / instance.path).resolve()].append(use)
+    return uses
