@@ -19,11 +19,11 @@ from pathlib import Path
 from .discover import TARGET_MEMBER, TARGET_STRUCT
 from .edits import Edit, OverlapError, apply
 from .plan import NEW_SUFFIX
+from .references import UnknownReference, reference_edits
 from . import prefilter
 from .scan import FunctionResult, ScanResult, analyze
 from .source import SourceFile, count_errors, find
 
-_EXPORT = re.compile(r"EXPORT_SYMBOL\w*")
 
 
 @dataclass
@@ -161,7 +161,11 @@ class Converter:
             edits[summary.path].extend(summary.plan.edits)
         paths = {fn.path} | ({p for p in mentioned_in} if not fn.static else set())
         for path in sorted(paths):
-            edits[path].extend(self._reference_edits(self.source(path), fn, new_name, edits[path]))
+            try:
+                edits[path].extend(reference_edits(self.source(path), fn.function, new_name, path == fn.path,
+                                                   [(e.start, e.end) for e in edits[path]]))
+            except UnknownReference as ref:
+                raise _Skip(ref.path, ref.line, ref.message) from None
         return edits
 
     def _check_macro_siblings(self, inst, fn) -> None:
@@ -170,48 +174,6 @@ class Converter:
             if same_text and (other.function is None or other.function.verdict != "auto"):
                 raise _Skip(other.instance.path, other.instance.line,
                             f"{inst.via_macro} also builds {other.instance.function}, which does not convert")
-
-    def _reference_edits(self, src: SourceFile, fn: FunctionResult, new_name: str, planned: list[Edit]) -> list[Edit]:
-        out = []
-        name = fn.function
-        covered = [(e.start, e.end) for e in planned]
-        for node in find(src.root, "identifier"):
-            if src.text(node) != name or any(s <= node.start_byte and node.end_byte <= e for s, e in covered):
-                continue
-            parent = node.parent
-            if parent.type == "function_declarator" and parent.parent is not None and \
-                    parent.parent.type == "function_definition":
-                if src.path == fn.path:
-                    continue  # the definition itself: the plan rewrote it
-                raise _Skip(src.path, src.line(node), f"another definition of {name}")
-            if parent.type == "preproc_def" and parent.child_by_field_name("name") == node and \
-                    src.text(parent.child_by_field_name("value")).strip() in ("NULL", "0"):
-                out.append(Edit(node.start_byte, node.end_byte, new_name))  # the other config's NULL
-                continue
-            if parent.type == "function_declarator":
-                params = parent.child_by_field_name("parameters")
-                out += [Edit(node.start_byte, node.end_byte, new_name),
-                        Edit(params.start_byte, params.end_byte, "(struct vm_area_desc *desc)")]
-                continue
-            call = parent.parent if parent.type == "argument_list" else None
-            if call is not None and call.type == "call_expression" and \
-                    _EXPORT.fullmatch(src.text(call.child_by_field_name("function"))):
-                out.append(Edit(node.start_byte, node.end_byte, new_name))
-                continue
-            raise _Skip(src.path, src.line(node), f"{name} is used here: `{' '.join(src.text(parent).split())[:60]}`")
-        for define in find(src.root, "preproc_def", "preproc_function_def"):
-            value = define.child_by_field_name("value")
-            if value is None or not re.search(r"\b" + re.escape(name) + r"\b", src.text(value)):
-                continue
-            if any(s <= value.start_byte < e for s, e in covered):
-                continue
-            body = src.text(value)
-            if define.type == "preproc_def" and body.strip() == name:
-                at = value.start_byte + body.index(name)
-                out.append(Edit(at, at + len(name), new_name))
-                continue
-            raise _Skip(src.path, src.line(define), f"{name} is used in the macro {src.text(define.child_by_field_name('name'))}")
-        return out
 
     def _settle(self, planned, outcome: Outcome) -> None:
         """Apply, check every changed file; drop the functions behind a failing file, and retry."""

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from . import classify, prefilter
 from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
+from .references import UnknownReference, reference_edits
 from .rules_data import load
 from .source import InputError, SourceFile, ancestor, find
 
@@ -149,8 +150,14 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
             elif s.classified_auto and s.file_param is not None:
                 try:
                     s.plan = plan_function(src, nodes_of[id(s)], s, level)
+                    # Uses of the name in this file must follow the new signature (other files: convert).
+                    covered = [(e.start, e.end) for e in s.plan.edits] + [
+                        i.value_span for i in found.instances if i.text_path == src.path]
+                    reference_edits(src, s.name, s.plan.new_name, True, covered)
                 except Refusal as refusal:
-                    s.refusal = classify.Evidence(refusal.line, "", "not-convertible", refusal.message)
+                    s.plan, s.refusal = None, classify.Evidence(refusal.line, "", "not-convertible", refusal.message)
+                except UnknownReference as ref:
+                    s.plan, s.refusal = None, classify.Evidence(ref.line, "", "references", ref.message)
     result.errors.extend(_unparsed_members(src, found.instances, found.macros))
     return result
 

@@ -1,0 +1,121 @@
+"""The whole linux-source-6.12 tree: scan figures, a whole-tree conversion, and its post-conditions.
+
+Slow (about a minute): marked `realtree`. The tree comes from
+scripts/kernel-tree.sh (see conftest.py); CI always has it.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mmapconv.convert import Converter, unified_diff, write_in_place
+from mmapconv.scan import Scanner
+
+pytestmark = pytest.mark.realtree
+
+# Measured on linux-source-6.12 (Debian 6.12.117); see the README for what they count.
+INSTANCES = 250
+FUNCTIONS = 136
+VERDICTS = {"auto": 40, "manual": 96}
+PRIMARY = {"a": 26, "b": 15, "d": 3, "e": 24, "f": 34, "g": 1, "i": 33}
+CONVERTED = 40
+CHANGED_FILES = 51
+REFUSED = {
+    "unknown-call": 56, "delegates": 10, "per-mapping-state": 9, "lock-around-action": 5,
+    "writes-state": 5, "not-convertible": 3, "indirect-call": 3, "unsupported": 1,
+    "references": 1, "vma-value": 1, "manual-open": 1, "dma-mmap": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def scan(kernel_tree):
+    return Scanner(kernel_tree).scan([kernel_tree])
+
+
+@pytest.fixture(scope="module")
+def converted(kernel_tree, scan, tmp_path_factory):
+    """A scratch copy of the tree (hard links: writes replace files, never write through), converted in place."""
+    scratch = tmp_path_factory.mktemp("ktree") / "linux"
+    subprocess.run(["cp", "-al", str(kernel_tree), str(scratch)], check=True)
+    outcome = Converter(scan).run()
+    diff = unified_diff(outcome.changes)
+    check = subprocess.run(["git", "apply", "--check", "-"], input=diff.encode(), cwd=scratch,
+                           capture_output=True, check=False)
+    write_in_place(scratch, outcome.changes)
+    return scratch, outcome, diff, check
+
+
+def test_scan_figures(scan):
+    assert len(scan.instances) == INSTANCES
+    assert len(scan.functions) == FUNCTIONS
+    assert scan.errors == []
+    assert dict(Counter(f.verdict for f in scan.functions)) == VERDICTS
+    assert dict(Counter(f.primary for f in scan.functions)) == PRIMARY
+
+
+def test_scan_sees_other_ops_only_when_asked(kernel_tree, scan):
+    everything = Scanner(kernel_tree, all_ops=True).scan([kernel_tree])
+    structs = Counter(ri.instance.struct for ri in everything.all_instances)
+    assert structs["file_operations"] == INSTANCES
+    assert structs["v4l2_file_operations"] > 100 and structs["proto_ops"] > 50
+    assert all(ri.instance.struct == "file_operations" for ri in scan.instances)
+
+
+def test_whole_tree_conversion(converted):
+    _, outcome, _, check = converted
+    assert check.returncode == 0, check.stderr.decode()
+    assert outcome.internal_errors == []
+    assert len(outcome.converted) == CONVERTED
+    assert len(outcome.changes) == CHANGED_FILES
+    assert dict(Counter(r.code for r in outcome.refused)) == REFUSED
+
+
+def test_second_run_is_a_no_op(converted):
+    scratch, _, _, _ = converted
+    again = Converter(Scanner(scratch).scan([scratch])).run()
+    assert again.changes == {}
+    assert again.internal_errors == []
+
+
+def _checkpatch_types(tree: Path, rel: str) -> Counter:
+    out = subprocess.run(["perl", "scripts/checkpatch.pl", "--no-tree", "--terse", "--show-types", "-f", rel],
+                         cwd=tree, capture_output=True, text=True, check=False).stdout
+    return Counter(line.split(": ", 2)[1] for line in out.splitlines() if line.count(": ") >= 2 and ":" in line.split(": ", 2)[1])
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="checkpatch.pl needs perl")
+def test_checkpatch_adds_nothing(kernel_tree, converted):
+    scratch, outcome, _, _ = converted
+    sample = sorted(p for p in outcome.changes if p.endswith(".c"))[::3]
+    assert len(sample) >= 10
+    for rel in sample:
+        before, after = _checkpatch_types(kernel_tree, rel), _checkpatch_types(scratch, rel)
+        assert after - before == Counter(), (rel, after - before)
+
+
+KCOMPILE = Path(__file__).resolve().parent.parent.parent / "shared" / "kcompile"
+
+
+@pytest.mark.skipif(not (KCOMPILE / "check.sh").exists(), reason="../shared/kcompile is not beside the checkout")
+def test_whole_tree_diff_compiles(converted, tmp_path):
+    """Every converted file builds with -Werror against the new API (allmodconfig and allnoconfig)."""
+    _, _, diff, _ = converted
+    patch = tmp_path / "conversion.diff"
+    patch.write_text(diff)
+    subprocess.run(["bash", str(KCOMPILE / "prepare.sh")], check=True, capture_output=True)
+    proc = subprocess.run(["bash", str(KCOMPILE / "check.sh"), str(patch)], capture_output=True, text=True, check=False)
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("compile:")]
+    assert proc.returncode == 0 and summary and " 0 fail" in summary[0], proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def test_scan_within_five_times_grep(kernel_tree):
+    """The benchmark script's own ratio check: medians of interleaved runs, no absolute time."""
+    bench = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    proc = subprocess.run([sys.executable, str(bench), str(kernel_tree), "--runs", "3", "--max-ratio", "5"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
