@@ -22,7 +22,10 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def default_paths(paths: tuple[str, ...]) -> list[Path]:
-    return [Path(p) for p in paths] if paths else [FIXTURES]
+    """The paths given, or the bundled fixtures (beside the package in a checkout, else ./fixtures)."""
+    if paths:
+        return [Path(p) for p in paths]
+    return [FIXTURES if FIXTURES.is_dir() else Path("fixtures")]
 
 
 def tree_root(paths: list[Path]) -> Path:
@@ -89,21 +92,25 @@ def convert(paths, write, check, level, jobs):
 
     Prints a unified diff relative to the tree root (for git apply or patch -p1)
     unless --write or --check. Exit codes: 0 done (or nothing to change with
-    --check), 1 --check found changes or files could not be read, 2 usage error.
+    --check); 1 --check found changes, or input files could not be read or
+    parsed (then nothing is printed or written); 2 usage error.
     """
     targets = default_paths(paths)
     root = tree_root(targets)
     result = Scanner(root, jobs, level=level).scan(targets)
+    for e in result.errors:
+        click.echo(f"{e.path}: error: {e.message}", err=True)
+    if result.errors:
+        # Bad input: say so and write nothing, rather than convert half a tree.
+        sys.exit(1)
     outcome = Converter(result, jobs).run()
     if write:
         write_in_place(root, outcome.changes)
     elif not check:
         click.echo(unified_diff(outcome.changes), nl=False)
-    for e in result.errors:
-        click.echo(f"{e.path}: error: {e.message}", err=True)
     for problem in outcome.internal_errors:
         click.echo(f"internal error: {problem}", err=True)
-    _convert_summary(outcome, Console(stderr=True))
+    _convert_summary(outcome, Console(stderr=True, soft_wrap=True))
     sys.exit(1 if (check and outcome.changes) or result.errors else 0)
 
 

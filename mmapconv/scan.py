@@ -263,7 +263,7 @@ class Scanner:
         roots = [str(p) for p in paths]
         members = sorted(MEMBERS) if self.all_ops else [TARGET_MEMBER]
         found, problems = prefilter.search(roots, [f".{m}" for m in members] + ["vm_area_struct"])
-        errors = [ScanError(self.display(u.path), u.message) for u in problems]
+        errors = [ScanError(self.display(u.path) if os.path.exists(u.path) else u.path, u.message) for u in problems]
         by_display = {self.display(p): p for p in found}
         headers = [p for p in found if p.endswith(".h")]
         sources = [p for p in found if not p.endswith(".h")]
