@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .rules_data import load
-from .source import SourceFile, find
+from .source import SourceFile, automatic_locals, find, function_name, parameters
 
 _RULES = load("classify")
 _FIELDS = load("fields")["fields"]
@@ -83,54 +83,8 @@ class Summary:
         self.evidence.append(Evidence(line, category, code, message))
 
 
-def function_name(src: SourceFile, fn) -> str | None:
-    declarator = fn.child_by_field_name("declarator")
-    while declarator is not None and declarator.type != "function_declarator":
-        declarator = declarator.child_by_field_name("declarator")
-    if declarator is None:
-        return None
-    name = declarator.child_by_field_name("declarator")
-    return src.text(name) if name is not None and name.type == "identifier" else None
-
-
-def parameters(src: SourceFile, fn) -> list[tuple[str, str]]:
-    """(type text, name) of each parameter of a function definition."""
-    declarator = fn.child_by_field_name("declarator")
-    while declarator is not None and declarator.type != "function_declarator":
-        declarator = declarator.child_by_field_name("declarator")
-    out = []
-    if declarator is None:
-        return out
-    for p in declarator.child_by_field_name("parameters").named_children:
-        if p.type != "parameter_declaration":
-            continue
-        inner = p.child_by_field_name("declarator")
-        stars = ""
-        while inner is not None and inner.type == "pointer_declarator":
-            stars += "*"
-            inner = inner.child_by_field_name("declarator")
-        type_node = p.child_by_field_name("type")
-        type_text = (src.text(type_node) if type_node is not None else "") + stars
-        out.append((" ".join(type_text.split()), src.text(inner) if inner is not None and inner.type == "identifier" else ""))
-    return out
-
-
 def takes_vma(src: SourceFile, fn) -> bool:
     return any("vm_area_struct" in t and t.endswith("*") for t, _ in parameters(src, fn))
-
-
-def _locals(src: SourceFile, body) -> set[str]:
-    """Automatic variables: a `static` one outlives the call, like a global."""
-    names = set()
-    for decl in find(body, "declaration"):
-        if any(c.type == "storage_class_specifier" and src.text(c) in ("static", "extern") for c in decl.children):
-            continue
-        for d in decl.children_by_field_name("declarator"):
-            while d is not None and d.type not in ("identifier",):
-                d = d.child_by_field_name("declarator")
-            if d is not None:
-                names.add(src.text(d))
-    return names
 
 
 def _root_identifier(node):
@@ -174,7 +128,7 @@ def summarize(src: SourceFile, fn) -> Summary | None:
     body = fn.child_by_field_name("body")
     if body is None:
         return summary
-    local = _locals(src, body) | {n for _, n in params if n and n not in (vma,)}
+    local = automatic_locals(src, body) | {n for _, n in params if n and n not in (vma,)}
     arrays = _array_locals(src, fn)
     actions = []
     locks = []

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .rules_data import load
-from .source import SourceFile, ancestor, find
+from .source import SourceFile, ancestor, find, split_top_level
 
 _DISCOVERY = load("discovery")
 MEMBERS = frozenset(_DISCOVERY["members"])
@@ -171,22 +171,6 @@ def substitute(template: str, params: list[str] | None, args: list[str]) -> str:
     return "".join(table.get(p, p) for p in parts)
 
 
-def _split_args(text: str) -> list[str]:
-    args, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            args.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    args.append("".join(cur).strip())
-    return args
-
-
 def expand_sites(src: SourceFile, macros: dict[str, MacroDef]) -> tuple[list[Instance], list[MacroDef]]:
     """Instances produced where `macros` are used in `src`.
 
@@ -213,7 +197,7 @@ def expand_sites(src: SourceFile, macros: dict[str, MacroDef]) -> tuple[list[Ins
             close = _matching_paren(src.data, call.end() - 1)
             if close < 0:
                 continue
-            args = _split_args(src.data[call.end():close].decode("utf-8", "replace"))
+            args = [a.strip() for a in split_top_level(src.data[call.end():close].decode("utf-8", "replace"))]
         if definition is not None:
             outer_name = src.text(definition.child_by_field_name("name"))
             outer = derived.get(outer_name)

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 
 from . import transforms
-from .classify import Summary, function_name, parameters
+from .classify import Summary
 from .edits import Edit, apply, inside
-from .source import SourceFile, count_errors, find, parse
+from .source import SourceFile, count_errors, find, function_declarator, function_name, parameters, parse
 from .transforms import Context, Refusal, edits_for
 from .transforms.action import action_edits, find_action
 
@@ -24,13 +24,6 @@ class FunctionPlan:
     name: str
     new_name: str
     edits: list[Edit]
-
-
-def _declarator(fn):
-    d = fn.child_by_field_name("declarator")
-    while d is not None and d.type != "function_declarator":
-        d = d.child_by_field_name("declarator")
-    return d
 
 
 def _identifiers(node, text: bytes) -> list[tuple[str, int]]:
@@ -74,7 +67,7 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         if stmt.id not in handled:
             edits += edits_for(ctx, stmt)
 
-    declarator = _declarator(fn)
+    declarator = function_declarator(fn)
     edits.append(Edit(declarator.child_by_field_name("declarator").start_byte,
                       declarator.child_by_field_name("declarator").end_byte, new_name))
     plist = declarator.child_by_field_name("parameters")
@@ -119,7 +112,7 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
             raise Refusal(src.line(helper), f"{name}() already uses the name `desc`")
         if find_action(hctx, hbody) is not None:
             raise Refusal(src.line(helper), f"{name}() requests the mapping itself; it must stay the callback's last act")
-        declarator = _declarator(helper)
+        declarator = function_declarator(helper)
         pnode = [p for p in declarator.child_by_field_name("parameters").named_children
                  if p.type == "parameter_declaration"][index]
         edits.append(Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"))

@@ -20,7 +20,7 @@ from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, T
 from .plan import Refusal, plan_function
 from .references import UnknownReference, reference_edits
 from .rules_data import load
-from .source import InputError, SourceFile, ancestor, find
+from .source import InputError, SourceFile, ancestor, find, function_name
 
 # Names of functions defined with a vma parameter, found without parsing.
 _VMA_DEFINITION = re.compile(
@@ -113,7 +113,7 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
     result = FileResult(src.path, found.instances, found.macros, found.aliases, embedded=found.embedded)
     definitions: dict[str, list] = defaultdict(list)
     for fn in find(src.root, "function_definition"):
-        name = classify.function_name(src, fn)
+        name = function_name(src, fn)
         if name:
             definitions[name].append(fn)
     wanted = {i.function for i in found.instances}

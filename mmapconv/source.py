@@ -57,6 +57,16 @@ def parse(data: bytes) -> tree_sitter.Tree:
     return _parser().parse(data)
 
 
+def check_text(path: str, data: bytes) -> None:
+    """C source is UTF-8 text: anything else is bad input, named with its file."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if b"\0" in data:
+        raise InputError(f"{path}: binary file (NUL byte)")
+
+
 @dataclass
 class SourceFile:
     path: str
@@ -65,12 +75,7 @@ class SourceFile:
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "SourceFile":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        if b"\0" in data:
-            raise InputError(f"{path}: binary file (NUL byte)")
+        check_text(path, data)
         masked = mask_conditionals(data)
         tree = parse(masked)
         if tree.root_node.has_error and masked != data:
@@ -148,3 +153,67 @@ def ancestor(node: tree_sitter.Node, *types: str):
     while node is not None and node.type not in types:
         node = node.parent
     return node
+
+
+def function_declarator(fn):
+    """The function_declarator of a definition or declaration, below any pointer declarators."""
+    declarator = fn.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        declarator = declarator.child_by_field_name("declarator")
+    return declarator
+
+
+def function_name(src: SourceFile, fn) -> str | None:
+    declarator = function_declarator(fn)
+    name = declarator.child_by_field_name("declarator") if declarator is not None else None
+    return src.text(name) if name is not None and name.type == "identifier" else None
+
+
+def parameters(src: SourceFile, fn) -> list[tuple[str, str]]:
+    """(type text with its `*`s, name) of each parameter."""
+    declarator = function_declarator(fn)
+    out = []
+    if declarator is None:
+        return out
+    for p in declarator.child_by_field_name("parameters").named_children:
+        if p.type != "parameter_declaration":
+            continue
+        inner, stars = p.child_by_field_name("declarator"), ""
+        while inner is not None and inner.type == "pointer_declarator":
+            stars += "*"
+            inner = inner.child_by_field_name("declarator")
+        type_node = p.child_by_field_name("type")
+        type_text = " ".join(((src.text(type_node) if type_node is not None else "") + stars).split())
+        out.append((type_text, src.text(inner) if inner is not None and inner.type == "identifier" else ""))
+    return out
+
+
+def automatic_locals(src: SourceFile, body) -> set[str]:
+    """Variables declared in `body` that live only for the call: a `static` one outlives it, like a global."""
+    names = set()
+    for decl in find(body, "declaration"):
+        if any(c.type == "storage_class_specifier" and src.text(c) in ("static", "extern") for c in decl.children):
+            continue
+        for d in decl.children_by_field_name("declarator"):
+            while d is not None and d.type != "identifier":
+                d = d.child_by_field_name("declarator")
+            if d is not None:
+                names.add(src.text(d))
+    return names
+
+
+def split_top_level(text: str) -> list[str]:
+    """`a, f(b, c), d` -> [`a`, ` f(b, c)`, ` d`]: split at commas outside brackets, text kept."""
+    pieces, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            pieces.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    pieces.append(cur)
+    return pieces

@@ -1,6 +1,8 @@
 """Kernel coding style for the text mmapconv writes: 80 columns, tabs of 8."""
 from __future__ import annotations
 
+from .source import split_top_level
+
 
 def wrap(indent: str, line: str, width: int = 80) -> str:
     """Break a long call after commas, continuation aligned under the opening parenthesis."""
@@ -11,7 +13,8 @@ def wrap(indent: str, line: str, width: int = 80) -> str:
     align_col = col + open_at
     cont = "\t" * (align_col // 8) + " " * (align_col % 8)
     out, current = [], line[:open_at]
-    for piece in _split_top(line[open_at:]):
+    pieces = split_top_level(line[open_at:])
+    for piece in [p + "," for p in pieces[:-1]] + pieces[-1:]:
         candidate = current + piece
         used = (col if not out else align_col) + len(candidate.rstrip())
         if used > width and current.strip() and current != line[:open_at]:
@@ -21,18 +24,3 @@ def wrap(indent: str, line: str, width: int = 80) -> str:
             current = candidate
     out.append(current)
     return ("\n" + cont).join(out)
-
-
-def _split_top(text: str) -> list[str]:
-    pieces, depth, cur = [], 0, ""
-    for ch in text:
-        cur += ch
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            pieces.append(cur)
-            cur = ""
-    pieces.append(cur)
-    return pieces

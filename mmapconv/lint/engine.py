@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..source import InputError, SourceFile
+from ..source import InputError, SourceFile, check_text
 from . import actions, flags, names, ops_struct, per_mapping, remap_error, remap_range  # noqa: F401  (register)
 from .catalogue import DEFAULT_API, KNOWLEDGE
 from .finding import Finding
@@ -81,18 +81,8 @@ def lint_paths(paths: list[Path], api: str = DEFAULT_API, root: Path | None = No
         except OSError as exc:
             raise InputError(f"{display}: cannot read: {exc.strerror}") from None
         if not relevant(data):
-            _check_text(display, data)
+            check_text(display, data)
             continue
         src = SourceFile.from_bytes(display, data)
         result.findings.extend(lint_source(src, api, uses.get(path.resolve(), [])))
     return result
-
-
-def _check_text(display: str, data: bytes) -> None:
-    """The input checks SourceFile makes, for a file that is not parsed."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{display}: not UTF-8 text (byte {exc.start})") from None
-    if b"\0" in data:
-        raise InputError(f"{display}: binary file (NUL byte)")

@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import re
 
-from ..source import find
+from ..source import automatic_locals, find
 from .catalogue import KNOWLEDGE
 from .prepare import arguments, calls, member_chain, strip, writes
 from .registry import Context, register
 
 _STATE = KNOWLEDGE["per_mapping"]
 _COUNTER = re.compile(_STATE["counter_field"])
-
-
-def _locals(src, body) -> set[str]:
-    names = set()
-    for decl in find(body, "declaration"):
-        for d in decl.children_by_field_name("declarator"):
-            while d is not None and d.type != "identifier":
-                d = d.child_by_field_name("declarator")
-            if d is not None:
-                names.add(src.text(d))
-    return names
 
 
 def _allocation_target(call):
@@ -58,7 +47,7 @@ def _stored_in_desc(src, body, desc: str, variable: str) -> bool:
 def per_mapping_state(ctx: Context):
     src = ctx.src
     for fn in ctx.prepare_functions:
-        local = _locals(src, fn.body)
+        local = automatic_locals(src, fn.body)
         for name, call in calls(src, fn.body):
             if name in _STATE["references"]:
                 yield ctx.finding(call, "MMC207", what=f"{name}() takes a reference or counts the mapping")

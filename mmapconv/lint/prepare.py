@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..source import SourceFile, find
+from ..source import SourceFile, find, function_name, parameters
 
 TRANSPARENT = ("parenthesized_expression", "cast_expression")
 PATH_ENDS = ("return_statement", "goto_statement")
@@ -20,38 +20,6 @@ class PrepareFunction:
     name: str
     desc: str          # the name of the vm_area_desc parameter
     body: object
-
-
-def function_declarator(fn):
-    declarator = fn.child_by_field_name("declarator")
-    while declarator is not None and declarator.type != "function_declarator":
-        declarator = declarator.child_by_field_name("declarator")
-    return declarator
-
-
-def function_name(src: SourceFile, fn) -> str | None:
-    declarator = function_declarator(fn)
-    name = declarator.child_by_field_name("declarator") if declarator is not None else None
-    return src.text(name) if name is not None and name.type == "identifier" else None
-
-
-def parameters(src: SourceFile, fn) -> list[tuple[str, str]]:
-    """(type text with `*`s, name) per parameter."""
-    declarator = function_declarator(fn)
-    if declarator is None:
-        return []
-    out = []
-    for p in declarator.child_by_field_name("parameters").named_children:
-        if p.type != "parameter_declaration":
-            continue
-        inner, stars = p.child_by_field_name("declarator"), ""
-        while inner is not None and inner.type == "pointer_declarator":
-            stars += "*"
-            inner = inner.child_by_field_name("declarator")
-        type_node = p.child_by_field_name("type")
-        type_text = " ".join(((src.text(type_node) if type_node is not None else "") + stars).split())
-        out.append((type_text, src.text(inner) if inner is not None and inner.type == "identifier" else ""))
-    return out
 
 
 def designator_member(src: SourceFile, pair) -> str | None:

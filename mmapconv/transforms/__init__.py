@@ -81,6 +81,13 @@ def call_name(ctx: Context, node) -> str | None:
     return ctx.src.text(fn) if fn.type == "identifier" else None
 
 
+def unwrap(node):
+    """The expression inside any number of parentheses."""
+    while node is not None and node.type == "parenthesized_expression":
+        node = node.named_children[0] if node.named_children else None
+    return node
+
+
 def call_args(node) -> list:
     return list(node.child_by_field_name("arguments").named_children)
 

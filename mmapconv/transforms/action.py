@@ -14,7 +14,7 @@ from .. import classify
 from ..rules_data import load
 from ..source import find
 from ..style import wrap
-from . import Context, call_args, call_name, fill, render
+from . import Context, call_args, call_name, unwrap, fill, render
 from .fields import vma_field
 
 _REWRITES = {k: v for k, v in load("calls")["rewrites"].items() if "action" in v}
@@ -84,7 +84,7 @@ def _checked_whole(ctx: Context, size_node, body) -> bool:
             break
         if stmt.type != "if_statement" or not _is_return(ctx, stmt.child_by_field_name("consequence")):
             continue
-        cond = _unwrap(stmt.child_by_field_name("condition"))
+        cond = unwrap(stmt.child_by_field_name("condition"))
         if cond is None or cond.type != "binary_expression" or ctx.src.text(cond.child_by_field_name("operator")) != "!=":
             continue
         sides = [cond.child_by_field_name("left"), cond.child_by_field_name("right")]
@@ -150,7 +150,7 @@ def action_edits(ctx: Context, body, call) -> tuple[list[Edit], set[int]]:
         follow = after[0]
         if stmt.type == "declaration" and len(stmt.children_by_field_name("declarator")) != 1:
             ctx.refuse(stmt, "declaration of several variables around the mapping request")
-        if follow.type == "if_statement" and ctx.src.text(_unwrap(follow.child_by_field_name("condition"))) in (result, f"{result} < 0") \
+        if follow.type == "if_statement" and ctx.src.text(unwrap(follow.child_by_field_name("condition"))) in (result, f"{result} < 0") \
                 and follow.child_by_field_name("alternative") is None \
                 and _is_return(ctx, follow.child_by_field_name("consequence"), result):
             handled.add(follow.id)
@@ -216,18 +216,12 @@ def _failure_branch(ctx: Context, branch, name: str) -> tuple[str, list[str]]:
     return error, lines
 
 
-def _unwrap(node):
-    while node is not None and node.type == "parenthesized_expression":
-        node = node.named_children[0]
-    return node
-
-
 def _unwrap_cond(ctx: Context, stmt):
-    cond = _unwrap(stmt.child_by_field_name("condition"))
+    cond = unwrap(stmt.child_by_field_name("condition"))
     if cond is not None and cond.type == "binary_expression" and \
             ctx.src.text(cond.child_by_field_name("operator")) in ("<", "!=") and \
             ctx.src.text(cond.child_by_field_name("right")) == "0":
-        cond = _unwrap(cond.child_by_field_name("left"))
+        cond = unwrap(cond.child_by_field_name("left"))
     return cond
 
 

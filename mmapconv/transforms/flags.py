@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..rules_data import load
 from ..style import wrap
-from . import Context, call_args, call_name, fill, render, rewrite
+from . import Context, call_args, call_name, unwrap, fill, render, rewrite
 from .fields import vma_field
 
 _FLAGS = load("flags")
@@ -75,15 +75,9 @@ def flag_call(ctx: Context, node) -> str | None:
     return f";\n{indent}".join(parts)
 
 
-def _unwrap(node):
-    while node is not None and node.type == "parenthesized_expression":
-        node = node.named_children[0]
-    return node
-
-
 def _flags_and(ctx: Context, node):
     """The mask of `vma->vm_flags & MASK` (either order), or None."""
-    node = _unwrap(node)
+    node = unwrap(node)
     if node is None or node.type != "binary_expression" or ctx.src.text(node.child_by_field_name("operator")) != "&":
         return None
     left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
