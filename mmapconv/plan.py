@@ -75,6 +75,7 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
 
     edits = _drop_unused_locals(src, fn, body, edits)
     edits += _file_local(src, fn, body, edits, file_param)
+    edits += _kernel_doc_edits(src, fn, {vma: "desc", file_param: None}, (name, new_name))
     if ctx.preamble:
         at = _leading_comment_start(src, fn)
         edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
@@ -116,6 +117,7 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
         pnode = [p for p in declarator.child_by_field_name("parameters").named_children
                  if p.type == "parameter_declaration"][index]
         edits.append(Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"))
+        edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"})
         for stmt in hbody.named_children:
             edits += edits_for(hctx, stmt)
         _check(src, helper, edits, hctx.vma)
@@ -181,6 +183,39 @@ def _file_local(src: SourceFile, fn, body, edits, file_param) -> list[Edit]:
     indent = src.indent(first) if first is not None else "\t"
     blank = "" if first is not None and first.type == "declaration" else "\n"
     return [Edit(at, at, f"{indent}struct file *{file_param} = desc->file;\n{blank}")]
+
+
+_DESC_DOC = "the mapping being described"
+
+
+def _kernel_doc_edits(src: SourceFile, fn, params: dict[str | None, str | None],
+                      rename: tuple[str, str] | None = None) -> list[Edit]:
+    """A kernel-doc comment right above the function follows it: its name line, `@vma:` becomes
+    `@desc:`, a parameter that went away loses its line. Multi-line descriptions are left alone."""
+    prev = fn.prev_sibling
+    if prev is None or prev.type != "comment" or not src.text(prev).startswith("/**") or \
+            src.data[prev.end_byte:fn.start_byte].strip():
+        return []
+    edits = []
+    lines = src.data[prev.start_byte:prev.end_byte].split(b"\n")
+    offset = prev.start_byte
+    for i, line in enumerate(lines):
+        m = re.match(rb"(\s*\*\s*@)(\w+)(:\s*)(.*)$", line)
+        follow = lines[i + 1] if i + 1 < len(lines) else b""
+        continued = re.match(rb"\s*\*\s+\S", follow) and not re.match(rb"\s*\*\s*@", follow) \
+            and not follow.strip().startswith(b"*/")
+        title = re.match(rb"(\s*(?:/\*\*)?\s*\*?\s*)(\w+)(\(\))?(\s*:?\s*-)", line) if i < 2 else None
+        if rename and title and title.group(2).decode() == rename[0]:
+            at = offset + title.start(2)
+            edits.append(Edit(at, at + len(rename[0]), rename[1]))
+        if m and m.group(2).decode() in params and not continued:
+            new = params[m.group(2).decode()]
+            if new is None:
+                edits.append(Edit(offset, offset + len(line) + 1, ""))
+            else:
+                edits.append(Edit(offset, offset + len(line), f"{m.group(1).decode()}{new}{m.group(3).decode()}{_DESC_DOC}"))
+        offset += len(line) + 1
+    return edits
 
 
 def _leading_comment_start(src: SourceFile, fn) -> int:
