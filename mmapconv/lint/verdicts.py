@@ -30,9 +30,7 @@ def scan_mmap_uses(files: list[Path]) -> dict[Path, list[MmapUse]]:
     result = Scanner(root).scan(resolved)
     uses: dict[Path, list[MmapUse]] = defaultdict(list)
     for item in result.instances:
-        instance = getattr(item, "instance", item)
-        function = getattr(item, "function", None)
-        resolution = getattr(item, "resolution", "function")
+        instance, function, resolution = item.instance, item.function, item.resolution
         if resolution == "null":
             continue   # `.mmap = NULL` sets nothing
         if function is None:
