@@ -280,12 +280,19 @@ class Scanner:
             for k, v in more_index.items():
                 index[k].extend(v)
             seen = {r.path for r in results}
-            if sites is not None:
+            # A header that wraps a known macro in a macro of its own defines a new one:
+            # its uses are searched for in turn (a few rounds; 6.12 needs none).
+            for _ in range(3):
+                if sites is None:
+                    break
                 site_files, _ = sites.result()
                 todo = [p for p in site_files if self.display(p) not in seen and self.display(p) not in by_display]
                 extra, _ = self._run(pool, todo, macros)
                 results += extra
                 seen |= {self.display(p) for p in todo}
+                derived = {m.name: m for r in extra for m in r.macros if m.name not in macros and m.path.endswith(".h")}
+                macros.update(derived)
+                sites = background.submit(prefilter.search, roots, sorted(derived), True) if derived else None
             # A callback found in the last pass may need a helper of its own directory: go again.
             for _ in range(3):
                 needed = self._missing_definitions(results, index, seen)

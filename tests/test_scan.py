@@ -3,9 +3,6 @@
 The fixtures under fixtures/scan/ are small hand-written drivers, one concern
 each (see the header comment of every file). Every table below is explicit:
 one row per instance or per callback, with the exact values expected.
-
-Rows marked xfail(strict=True) state the correct expectation for a case the
-engine gets wrong today; each names the defect in its reason.
 """
 from __future__ import annotations
 
@@ -24,12 +21,6 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scan"
 FOPS = "file_operations"
 
 
-def xfail(reason: str):
-    return pytest.mark.xfail(reason=reason, strict=True)
-
-
-DEFECT_CROSS_HEADER = xfail("a header macro (DEFINE_BAR_FOPS) that uses a fragment macro of another header "
-                            "(BAR_BASE_FOPS): its expansion in bar_one.c is not found at all")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +125,7 @@ INSTANCES = [
     ("fs/fixfs/file.c", 49, "generic_file_readonly_mmap", None, "function", "mm/filemap.c:0"),
     # a header macro built on a fragment macro of another header
     pytest.param("drivers/bar/bar_one.c", 9, "bar_common_mmap", "DEFINE_BAR_FOPS", "function",
-                 "drivers/bar/bar_core.c:14", marks=DEFECT_CROSS_HEADER),
+                 "drivers/bar/bar_core.c:14"),
 ]
 
 # Every row above, whether the engine finds it today or not.
@@ -173,7 +164,6 @@ def test_instances_match_table(result):
     assert expected - set(found) <= KNOWN_MISSING
 
 
-@xfail("one instance is missed (bar_one.c:9 cross-header macro)")
 def test_instance_count_exact(result):
     assert len(result.instances) == EXPECTED_INSTANCE_COUNT
 
@@ -272,6 +262,7 @@ FUNCTIONS = [
     ("drivers/duo/duo_main.c", "duo_log_mmap", "e", ["e", "c"], "manual"),
     pytest.param("drivers/misc/trap_state.c", "trap_static_mmap", "e", ["e", "a"], "manual"),
     ("drivers/misc/disc_nested.c", "nest_node_mmap", "a", ["a"], "auto"),
+    ("drivers/bar/bar_core.c", "bar_common_mmap", "a", ["a"], "auto"),
     pytest.param("drivers/misc/trap_state.c", "trap_handle_mmap", "e", ["e", "a"], "manual"),
     pytest.param("drivers/misc/trap_state.c", "trap_req_mmap", "e", ["e", "a"], "manual"),
     # f: delegation
