@@ -48,26 +48,34 @@ class _Skip(Exception):
         self.path, self.line, self.message = path, line, message
 
 
-def _designator_edit(data: bytes, start: int, end: int, member: str) -> Edit:
-    """`.mmap<ws>=` becomes `.mmap_prepare<ws>=`, keeping the column of `=` where it can."""
+def _pad(head: str, column: int, tabs: bool) -> str:
+    """Blanks after `head` that reach `column` (tabs first when the line used tabs); at least one."""
+    pad = ""
+    while tabs and len((head + pad + "\t").expandtabs(8)) <= column:
+        pad += "\t"
+    while len((head + pad).expandtabs(8)) < column:
+        pad += " "
+    return pad or " "
+
+
+def _designator_edits(data: bytes, start: int, end: int, member: str) -> list[Edit]:
+    """`.mmap<ws>=<ws>fn` becomes `.mmap_prepare<ws>=<ws>fn`, `=` and the value kept in their columns."""
     eq = data.index(b"=", end)
-    gap = data[end:eq].decode()
+    value = eq + 1 + len(data[eq + 1:]) - len(data[eq + 1:].lstrip(b" \t"))
     line_start = data.rfind(b"\n", 0, start) + 1
     prefix = data[line_start:start].decode()
+    before, after = data[end:eq].decode(), data[eq + 1:value].decode()
     new = f".{member}"
-    if "\n" in gap or not gap:
-        return Edit(start, eq, new + gap)
-    target = len((prefix + data[start:end].decode() + gap).expandtabs(8))
-    here = len((prefix + new).expandtabs(8))
-    if "\t" in gap:
-        pad = ""
-        while len((prefix + new + pad).expandtabs(8)) < target:
-            pad += "\t"
-        if len((prefix + new + pad).expandtabs(8)) != target or not pad:
-            pad = "\t" if here < target else " "
-    else:
-        pad = " " * max(1, target - here)
-    return Edit(start, eq, new + pad)
+    if "\n" in before + after:
+        return [Edit(start, end, new)]
+    gap = before
+    if len(before) > 1 or "\t" in before:
+        gap = _pad(prefix + new, len(data[line_start:eq].decode().expandtabs(8)), "\t" in before)
+    edits = [Edit(start, eq, new + gap)]
+    if len(after) > 1 or "\t" in after:
+        head = prefix + new + gap + "="
+        edits.append(Edit(eq + 1, value, _pad(head, len(data[line_start:value].decode().expandtabs(8)), "\t" in after)))
+    return edits
 
 
 def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[Edit]:
@@ -80,14 +88,8 @@ def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[
         return []
     slash = line_start + len(stripped) - 1
     gap_start = line_start + len(data[line_start:slash].rstrip())
-    column = len(data[line_start:slash].decode().expandtabs(8))
     head = apply(data[line_start:gap_start], line_edits, base=line_start).decode()
-    pad = ""
-    while len((head + pad + "\t").expandtabs(8)) <= column:
-        pad += "\t"
-    while len((head + pad).expandtabs(8)) < column:
-        pad += " "
-    return [Edit(gap_start, slash, pad or " ")]
+    return [Edit(gap_start, slash, _pad(head, len(data[line_start:slash].decode().expandtabs(8)), True))]
 
 
 class Converter:
@@ -144,7 +146,7 @@ class Converter:
             if inst.struct != TARGET_STRUCT or inst.member != TARGET_MEMBER:
                 raise _Skip(inst.path, inst.line, f"also used as .{inst.member} of struct {inst.struct}")
             src = self.source(inst.text_path)
-            line_edits = [_designator_edit(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX)]
+            line_edits = _designator_edits(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX)
             value = src.data[inst.value_span[0]:inst.value_span[1]].decode()
             if value == fn.function:
                 line_edits.append(Edit(*inst.value_span, new_name))

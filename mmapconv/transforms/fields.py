@@ -14,6 +14,18 @@ def vma_field(ctx: Context, node) -> str | None:
     return ctx.src.text(node.child_by_field_name("field"))
 
 
+_CONDITION_HOLDERS = ("if_statement", "while_statement", "do_statement", "switch_statement")
+
+
+@rewrite
+def parenthesized_vma_size(ctx: Context, node) -> str | None:
+    """`(vma->vm_end - vma->vm_start)` needs no parentheses once it is a call."""
+    if node.type != "parenthesized_expression" or node.parent is None or node.parent.type in _CONDITION_HOLDERS:
+        return None
+    inner = node.named_children[0] if node.named_children else None
+    return vma_size(ctx, inner) if inner is not None else None
+
+
 @rewrite
 def vma_size(ctx: Context, node) -> str | None:
     if node.type != "binary_expression" or ctx.src.text(node.child_by_field_name("operator")) != "-":
