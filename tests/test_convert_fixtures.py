@@ -33,28 +33,31 @@ def level_of(case: Path) -> str:
     return marker.read_text().strip() if marker.exists() else "newest"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_before_becomes_after(name, tmp_path):
+def converted(name: str, tmp_path: Path, side: str = "before"):
+    """A copy of the case's `side` tree, converted in place at the case's API level."""
     case = CASES / name
     work = tmp_path / "tree"
-    shutil.copytree(case / "before", work)
-    outcome = convert(work, level_of(case))
+    shutil.copytree(case / side, work)
+    return work, convert(work, level_of(case))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_before_becomes_after(name, tmp_path):
+    work, outcome = converted(name, tmp_path)
     assert not outcome.internal_errors
-    assert tree(work) == tree(case / "after")
+    assert tree(work) == tree(CASES / name / "after")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_refusals_have_their_reason(name, tmp_path):
-    case = CASES / name
+    listed = CASES / name / "refused.txt"
     expected = {}
-    if (case / "refused.txt").exists():
-        for line in (case / "refused.txt").read_text().splitlines():
+    if listed.exists():
+        for line in listed.read_text().splitlines():
             if line.strip() and not line.startswith("#"):
                 function, reason = line.split(":", 1)
                 expected[function.strip()] = reason.strip()
-    work = tmp_path / "tree"
-    shutil.copytree(case / "before", work)
-    outcome = convert(work, level_of(case))
+    _, outcome = converted(name, tmp_path)
     refused = {r.function.function: r.message for r in outcome.refused}
     assert set(refused) == set(expected)
     for function, words in expected.items():
@@ -63,8 +66,5 @@ def test_refusals_have_their_reason(name, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_second_run_changes_nothing(name, tmp_path):
-    case = CASES / name
-    work = tmp_path / "tree"
-    shutil.copytree(case / "after", work)
-    outcome = convert(work, level_of(case))
+    _, outcome = converted(name, tmp_path, side="after")
     assert outcome.changes == {}
