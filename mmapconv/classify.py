@@ -61,7 +61,6 @@ class Summary:
     evidence: list[Evidence] = field(default_factory=list)
     delegates_to: list[str] = field(default_factory=list)
     pending: list[PendingCall] = field(default_factory=list)
-    span: tuple[int, int] = (0, 0)
     # Set by the planner for auto functions: the edits, or why it refused.
     plan: object = None
     refusal: Evidence | None = None
@@ -124,7 +123,7 @@ def summarize(src: SourceFile, fn) -> Summary | None:
     vma = next((n for t, n in params if "vm_area_struct" in t and t.endswith("*")), None)
     file_param = next((n for t, n in params if t.replace("const ", "") == "struct file*"), None)
     static = any(src.text(c) == "static" for c in fn.children if c.type == "storage_class_specifier")
-    summary = Summary(name, src.path, src.line(fn), static, vma, file_param, span=(fn.start_byte, fn.end_byte))
+    summary = Summary(name, src.path, src.line(fn), static, vma, file_param)
     body = fn.child_by_field_name("body")
     if body is None:
         return summary

@@ -119,23 +119,6 @@ class SourceFile:
         return self.data.count(b"\n", 0, offset) + 1
 
 
-def walk(node: tree_sitter.Node):
-    """Every node below `node`, pre-order."""
-    cursor = node.walk()
-    visited_children = False
-    while True:
-        if not visited_children:
-            yield cursor.node
-            if cursor.goto_first_child():
-                continue
-        if cursor.goto_next_sibling():
-            visited_children = False
-            continue
-        if not cursor.goto_parent() or cursor.node == node:
-            return
-        visited_children = True
-
-
 @lru_cache(maxsize=None)
 def _query(types: tuple[str, ...]) -> tree_sitter.Query:
     language = tree_sitter.Language(tree_sitter_c.language())
