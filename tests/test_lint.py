@@ -17,19 +17,22 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
 CASES = sorted(FIXTURES.glob("*.c"))
 
 
-def expected(case: Path) -> dict:
-    return json.loads(case.with_suffix(".json").read_text())
+def expected(case: Path) -> dict[str, list]:
+    """API level -> the [line, code] findings the case gives at that level."""
+    return json.loads(case.with_suffix(".json").read_text())["findings"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
-def test_fixture_findings(case):
-    spec = expected(case)
-    findings = lint_paths([case], spec["api"]).findings
-    assert [[f.line, f.code] for f in findings] == spec["findings"]
+LEVEL_CASES = [(case, api) for case in CASES for api in expected(case)]
+
+
+@pytest.mark.parametrize("case,api", LEVEL_CASES, ids=lambda v: v.stem if isinstance(v, Path) else v)
+def test_fixture_findings(case, api):
+    findings = lint_paths([case], api).findings
+    assert [[f.line, f.code] for f in findings] == expected(case)[api]
 
 
 def test_every_rule_has_a_fixture_that_fires_it():
-    fired = {code for case in CASES for _, code in expected(case)["findings"]}
+    fired = {code for case in CASES for findings in expected(case).values() for _, code in findings}
     assert fired == set(RULES)
 
 
