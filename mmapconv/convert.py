@@ -111,8 +111,7 @@ class Converter:
         planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
         for fn in self.result.functions:
             if fn.verdict != "auto":
-                first = next((r for r in fn.reasons if r.category not in ("a", "b", "c", "d")), None) or \
-                    (fn.reasons[0] if fn.reasons else None)
+                first = fn.first_reason
                 outcome.refused.append(Refused(fn, first.line if first else fn.line,
                                                first.code if first else "manual",
                                                first.message if first else "manual"))

@@ -80,6 +80,12 @@ class FunctionResult:
         """The evidence for the categories, then why the converter refused, if it did."""
         return self.evidence + [s.refusal for s in self.summaries if s.refusal is not None]
 
+    @property
+    def first_reason(self) -> classify.Evidence | None:
+        """What a person reads first: the first evidence that blocks conversion, else the first at all."""
+        reasons = self.reasons
+        return next((r for r in reasons if r.category not in classify.AUTO_CATEGORIES), reasons[0] if reasons else None)
+
 
 @dataclass
 class ResolvedInstance:

@@ -9,14 +9,8 @@ from .registry import MmapUse
 
 
 def _reason(function) -> str:
-    """The first piece of evidence that keeps the function from converting automatically."""
-    from ..classify import AUTO_CATEGORIES
-
-    reasons = list(function.reasons)
-    blocking = [r for r in reasons if r.category not in AUTO_CATEGORIES] or reasons
-    if not blocking:
-        return ""
-    return f"{blocking[0].message} (line {blocking[0].line})"
+    first = function.first_reason
+    return f"{first.message} (line {first.line})" if first else ""
 
 
 def scan_mmap_uses(files: list[Path]) -> dict[Path, list[MmapUse]]:

@@ -12,12 +12,11 @@ from ..scan import FunctionResult, ScanResult
 
 
 def _reason(fn: FunctionResult) -> str:
-    blocking = [r for r in fn.reasons if r.category not in ("a", "b", "c", "d")]
     if fn.twin:
         return f"initializers switch to {fn.twin}"
     if fn.verdict == "auto":
         return "converts automatically"
-    first = blocking[0] if blocking else (fn.reasons[0] if fn.reasons else None)
+    first = fn.first_reason
     return f"line {first.line}: {first.message}" if first else ""
 
 
