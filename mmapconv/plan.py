@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import transforms
 from .classify import Summary
 from .edits import Edit, apply, inside
 from .source import SourceFile, count_errors, find, function_declarator, function_name, parameters, parse
@@ -236,5 +235,3 @@ def _check(src: SourceFile, fn, edits: list[Edit], vma: str) -> None:
     if count_errors(tree.root_node) > count_errors(parse(src.data[fn.start_byte:fn.end_byte]).root_node):
         raise Refusal(src.line(fn), "the converted function does not parse")
 
-
-__all__ = ["FunctionPlan", "Refusal", "plan_function", "transforms"]
