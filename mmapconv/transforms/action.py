@@ -55,29 +55,22 @@ def _return_value(ctx: Context, node) -> str:
 
 
 def _whole_vma(ctx: Context, size_node, size_text: str, body) -> bool:
-    """The length is provably the whole VMA: the size helper, or a local set once to it."""
-    if _WHOLE_SIZE.fullmatch(_generic(ctx, size_text)):
-        return True
-    if _checked_whole(ctx, size_node, body):
+    """The length is provably the whole VMA: the size helper, a local set once to it, or after a check."""
+    if _is_whole_size(ctx, size_text) or _checked_whole(ctx, size_node, body):
         return True
     if size_node.type != "identifier":
         return False
     name = ctx.src.text(size_node)
     inits = [d for d in find(body, "init_declarator")
              if ctx.src.text(d.child_by_field_name("declarator")) == name]
-    writes = [a for a in find(body, "assignment_expression", "update_expression")
-              if ctx.src.text(a.child_by_field_name("left") or a.child_by_field_name("argument")) == name]
-    if len(inits) != 1 or writes:
-        return False
-    return bool(_WHOLE_SIZE.fullmatch(_generic(ctx, render(ctx, inits[0].child_by_field_name("value")))))
+    return len(inits) == 1 and not _written(ctx, body, name) and \
+        _is_whole_size(ctx, render(ctx, inits[0].child_by_field_name("value")))
 
 
 def _checked_whole(ctx: Context, size_node, body) -> bool:
     """`if (vma->vm_end - vma->vm_start != LEN) return ...;` before the request forces LEN to be the whole VMA."""
     size_text = " ".join(ctx.src.text(size_node).split())
-    writes = [a for a in find(body, "assignment_expression", "update_expression")
-              if " ".join(ctx.src.text(a.child_by_field_name("left") or a.child_by_field_name("argument")).split()) == size_text]
-    if writes:
+    if _written(ctx, body, size_text):
         return False
     for stmt in body.named_children:
         if stmt.start_byte >= size_node.start_byte:
@@ -89,10 +82,22 @@ def _checked_whole(ctx: Context, size_node, body) -> bool:
             continue
         sides = [cond.child_by_field_name("left"), cond.child_by_field_name("right")]
         for whole, other in (sides, sides[::-1]):
-            if _WHOLE_SIZE.fullmatch(_generic(ctx, render(ctx, whole))) and \
-                    " ".join(ctx.src.text(other).split()) == size_text:
+            if _is_whole_size(ctx, render(ctx, whole)) and " ".join(ctx.src.text(other).split()) == size_text:
                 return True
     return False
+
+
+def _written(ctx: Context, body, target: str) -> bool:
+    """Whether `body` assigns or increments the lvalue spelled `target` (whitespace folded)."""
+    for a in find(body, "assignment_expression", "update_expression"):
+        lvalue = a.child_by_field_name("left") or a.child_by_field_name("argument")
+        if " ".join(ctx.src.text(lvalue).split()) == target:
+            return True
+    return False
+
+
+def _is_whole_size(ctx: Context, rendered: str) -> bool:
+    return bool(_WHOLE_SIZE.fullmatch(_generic(ctx, rendered)))
 
 
 def _generic(ctx: Context, text: str) -> str:
