@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from .convert import Converter, unified_diff, write_in_place
+from .convert import Converter, WriteError, patch_bytes, unified_diff, write_in_place
 from .report import scan_formats
 from .rules_data import load
 from .scan import Scanner
@@ -92,8 +92,9 @@ def convert(paths, write, check, level, jobs):
 
     Prints a unified diff relative to the tree root (for git apply or patch -p1)
     unless --write or --check. Exit codes: 0 done (or nothing to change with
-    --check); 1 --check found changes, or input files could not be read or
-    parsed (then nothing is printed or written); 2 usage error.
+    --check); 1 --check found changes, input files could not be read or
+    parsed (then nothing is printed or written), or --write could not write
+    a file (then none is changed); 2 usage error.
     """
     targets = default_paths(paths)
     root = tree_root(targets)
@@ -105,9 +106,17 @@ def convert(paths, write, check, level, jobs):
         sys.exit(1)
     outcome = Converter(result, jobs).run()
     if write:
-        write_in_place(root, outcome.changes)
+        try:
+            write_in_place(root, outcome.changes)
+        except WriteError as e:
+            # Nothing was written (or the message lists what was): no summary of a conversion that did not happen.
+            click.echo(str(e), err=True)
+            sys.exit(1)
     elif not check:
-        click.echo(unified_diff(outcome.changes), nl=False)
+        # Bytes, not text: the patch carries the files' own bytes, whatever their encoding.
+        stdout = click.get_binary_stream("stdout")
+        stdout.write(patch_bytes(unified_diff(outcome.changes)))
+        stdout.flush()
     for problem in outcome.internal_errors:
         click.echo(f"internal error: {problem}", err=True)
     _convert_summary(outcome, Console(stderr=True, soft_wrap=True))

@@ -8,9 +8,11 @@ drops the functions that touched it, as an internal error.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
+import stat
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -230,29 +232,128 @@ def _convertible_here(analysis) -> set[str]:
     return {s.name for ss in analysis.summaries.values() for s in ss if s.plan is not None and s.name in named}
 
 
+_NO_NEWLINE = b"\\ No newline at end of file\n"
+
+
 def unified_diff(changes: dict[str, tuple[bytes, bytes]]) -> str:
-    """One patch for all changes, paths relative to the tree root (`git apply`, `patch -p1`)."""
+    """One patch for all changes, paths relative to the tree root (`git apply`, `patch -p1`).
+
+    Built on bytes, split on b"\\n" only, as git splits: a form feed, a lone CR
+    or U+2028 stays inside its line, and a file in any encoding comes out byte
+    for byte. The patch is returned decoded as UTF-8 with surrogateescape;
+    encode it the same way to print it (`patch_bytes`).
+    """
     out = []
     for path, (old, new) in sorted(changes.items()):
-        a = old.decode("utf-8").splitlines(keepends=True)
-        b = new.decode("utf-8").splitlines(keepends=True)
-        out.append(f"diff --git a/{path} b/{path}\n")
-        out.extend(difflib.unified_diff(a, b, f"a/{path}", f"b/{path}", n=3))
-    return "".join(out)
+        name = os.fsencode(path)
+        out.append(b"diff --git a/%s b/%s\n" % (name, name))
+        hunks = difflib.diff_bytes(difflib.unified_diff, _lines(old), _lines(new), b"a/" + name, b"b/" + name, n=3)
+        # Only a file's last line can lack its newline; git wants that said, or it calls the patch corrupt.
+        out.extend(line if line.endswith(b"\n") else line + b"\n" + _NO_NEWLINE for line in hunks)
+    return b"".join(out).decode("utf-8", "surrogateescape")
+
+
+def patch_bytes(diff: str) -> bytes:
+    """The bytes of a patch from unified_diff, for a binary stream."""
+    return diff.encode("utf-8", "surrogateescape")
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines as git sees them: each ends with b"\\n" but a last one the file does not end."""
+    parts = data.split(b"\n")
+    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+class WriteError(Exception):
+    """A file `convert --write` could not replace; `path` is relative to the tree root."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: error: {message}")
+        self.path = path
+
+
+@contextlib.contextmanager
+def _failing_as(path: str, what: str):
+    """An OSError inside becomes a WriteError naming `path` and the reason, not the temporary file."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteError(path, f"{what}: {e.strerror or e}") from e
 
 
 def write_in_place(root: Path, changes: dict[str, tuple[bytes, bytes]]) -> None:
-    """Each file replaced atomically: a temporary file beside it, same mode, then rename."""
-    for path, (_, new) in sorted(changes.items()):
-        target = root / path
-        mode = target.stat().st_mode
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    """Replace every changed file or none; raises WriteError naming the file that failed.
+
+    Each new content goes to a temporary file beside its target (same mode,
+    fsynced) and is renamed over it, so a tree of hard links is never written
+    through. Every temporary file is written before the first rename: a full
+    disk or a read-only directory leaves the tree as it was.
+    """
+    paths = sorted(changes)
+    modes = {path: _writable_mode(root, path) for path in paths}
+    staged: dict[str, str] = {}
+    try:
+        for path in paths:
+            with _failing_as(path, "cannot write"):
+                staged[path] = _stage(root / path, changes[path][1], modes[path])
+    except BaseException:
+        _discard(staged.values())
+        raise
+    _rename_all(root, staged)
+
+
+def _writable_mode(root: Path, path: str) -> int:
+    """The file's permission bits, refusing a file the user may not, or should not, write."""
+    target = root / path
+    with _failing_as(path, "cannot write"):
+        mode = stat.S_IMODE(target.stat().st_mode)
+    # os.access says yes to root for any file; a file without its owner's
+    # write bit was made read-only on purpose, and a rename would not ask.
+    if not (os.access(target, os.W_OK) and mode & stat.S_IWUSR):
+        raise WriteError(path, f"cannot write: file is not writable (mode {mode:04o})")
+    return mode
+
+
+def _stage(target: Path, data: bytes, mode: int) -> str:
+    """A temporary file beside `target` holding `data` with `mode`, on disk; its path."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(new)
-            os.chmod(tmp, mode & 0o7777)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            _write_all(fd, data)
+            os.fchmod(fd, mode)
+            # On disk before any rename: a crash must not leave an empty file in place of the old one.
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _discard([tmp])
+        raise
+    return tmp
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _rename_all(root: Path, staged: dict[str, str]) -> None:
+    """Rename the staged files over their targets; on a failure, say which ones were replaced already."""
+    replaced: list[str] = []
+    try:
+        for path, tmp in staged.items():
+            try:
+                os.replace(tmp, root / path)
+            except OSError as e:
+                raise WriteError(path, f"cannot replace: {e.strerror or e}; "
+                                       f"already replaced: {', '.join(replaced) or 'none'}") from e
+            replaced.append(path)
+    finally:
+        _discard(tmp for path, tmp in list(staged.items())[len(replaced):])
+
+
+def _discard(tmps) -> None:
+    """Remove temporary files; a failure here must not hide the error being reported."""
+    for tmp in tmps:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
