@@ -54,6 +54,10 @@ def run_scan(paths: list[Path], jobs: int | None, show_progress: bool, all_ops: 
 @click.version_option(package_name="mmapconv")
 def main() -> None:
     """Move Linux drivers from file_operations.mmap to .mmap_prepare."""
+    # Source text quoted in messages keeps bytes that are not UTF-8 as surrogates: print them as they were.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
 
 
 @main.command()

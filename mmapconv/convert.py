@@ -24,7 +24,7 @@ from .plan import NEW_SUFFIX
 from .references import UnknownReference, reference_edits
 from . import prefilter
 from .scan import FunctionResult, ScanResult, analyze
-from .source import SourceFile, count_errors, find
+from .source import SourceFile, count_errors, decode, find
 
 
 
@@ -65,18 +65,18 @@ def _designator_edits(data: bytes, start: int, end: int, member: str) -> list[Ed
     eq = data.index(b"=", end)
     value = eq + 1 + len(data[eq + 1:]) - len(data[eq + 1:].lstrip(b" \t"))
     line_start = data.rfind(b"\n", 0, start) + 1
-    prefix = data[line_start:start].decode()
-    before, after = data[end:eq].decode(), data[eq + 1:value].decode()
+    prefix = decode(data[line_start:start])
+    before, after = decode(data[end:eq]), decode(data[eq + 1:value])
     new = f".{member}"
     if "\n" in before + after:
         return [Edit(start, end, new)]
     gap = before
     if len(before) > 1 or "\t" in before:
-        gap = _pad(prefix + new, len(data[line_start:eq].decode().expandtabs(8)), "\t" in before)
+        gap = _pad(prefix + new, len(decode(data[line_start:eq]).expandtabs(8)), "\t" in before)
     edits = [Edit(start, eq, new + gap)]
     if len(after) > 1 or "\t" in after:
         head = prefix + new + gap + "="
-        edits.append(Edit(eq + 1, value, _pad(head, len(data[line_start:value].decode().expandtabs(8)), "\t" in after)))
+        edits.append(Edit(eq + 1, value, _pad(head, len(decode(data[line_start:value]).expandtabs(8)), "\t" in after)))
     return edits
 
 
@@ -90,8 +90,8 @@ def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[
         return []
     slash = line_start + len(stripped) - 1
     gap_start = line_start + len(data[line_start:slash].rstrip())
-    head = apply(data[line_start:gap_start], line_edits, base=line_start).decode()
-    return [Edit(gap_start, slash, _pad(head, len(data[line_start:slash].decode().expandtabs(8)), True))]
+    head = decode(apply(data[line_start:gap_start], line_edits, base=line_start))
+    return [Edit(gap_start, slash, _pad(head, len(decode(data[line_start:slash]).expandtabs(8)), True))]
 
 
 class Converter:
@@ -148,7 +148,7 @@ class Converter:
                 raise _Skip(inst.path, inst.line, f"also used as .{inst.member} of struct {inst.struct}")
             src = self.source(inst.text_path)
             line_edits = _designator_edits(src.data, *inst.member_span, TARGET_MEMBER + NEW_SUFFIX)
-            value = src.data[inst.value_span[0]:inst.value_span[1]].decode()
+            value = decode(src.data[inst.value_span[0]:inst.value_span[1]])
             if value == fn.function:
                 line_edits.append(Edit(*inst.value_span, new_name))
             elif inst.via_macro and "##" in value:

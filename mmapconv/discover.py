@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .rules_data import load
-from .source import SourceFile, ancestor, find, split_top_level
+from .source import SourceFile, ancestor, decode, find, split_top_level
 
 _DISCOVERY = load("discovery")
 MEMBERS = frozenset(_DISCOVERY["members"])
@@ -74,6 +74,8 @@ def _struct_of_initializer(src: SourceFile, node) -> str | None:
     Nested in `.member = { ... }`, the answer is `outer.member`: the caller
     looks the member's type up in the struct definitions it has seen.
     """
+    if node is None:
+        return None  # a designator with no initializer list around it: broken input
     kinds = ("declaration", "compound_literal_expression", "initializer_pair", "function_definition")
     holder = ancestor(node, *kinds)
     member = None
@@ -197,7 +199,7 @@ def expand_sites(src: SourceFile, macros: dict[str, MacroDef]) -> tuple[list[Ins
             close = _matching_paren(src.data, call.end() - 1)
             if close < 0:
                 continue
-            args = [a.strip() for a in split_top_level(src.data[call.end():close].decode("utf-8", "replace"))]
+            args = [a.strip() for a in split_top_level(decode(src.data[call.end():close]))]
         if definition is not None:
             outer_name = src.text(definition.child_by_field_name("name"))
             outer = derived.get(outer_name)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .source import encode
+
 
 class Edit(NamedTuple):
     start: int
@@ -21,7 +23,7 @@ def apply(data: bytes, edits: list[Edit], base: int = 0) -> bytes:
     for e in sorted(set(edits), key=lambda e: (e.start, e.end), reverse=True):
         if last_start is not None and e.end > last_start:
             raise OverlapError(f"edits overlap at byte {e.start}")
-        out = out[:e.start - base] + e.text.encode("utf-8") + out[e.end - base:]
+        out = out[:e.start - base] + encode(e.text) + out[e.end - base:]
         last_start = e.start
     return out
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .classify import Summary
 from .edits import Edit, apply, inside
-from .source import SourceFile, count_errors, find, function_declarator, function_name, parameters, parse
+from .source import SourceFile, count_errors, decode, find, function_declarator, function_name, parameters, parse
 from .transforms import Context, Refusal, edits_for
 from .transforms.action import action_edits, find_action
 
@@ -26,17 +26,17 @@ class FunctionPlan:
 
 
 def _identifiers(node, text: bytes) -> list[tuple[str, int]]:
-    return [(text[n.start_byte:n.end_byte].decode(), n.start_point[0]) for n in find(node, "identifier")]
+    return [(decode(text[n.start_byte:n.end_byte]), n.start_point[0]) for n in find(node, "identifier")]
 
 
 def _leftover(text: bytes, tree, vma: str) -> tuple[int, str] | None:
     """Where the vma survives the rewrite, and how: as a helper's argument or otherwise."""
     for n in find(tree.root_node, "identifier"):
-        if text[n.start_byte:n.end_byte].decode() != vma:
+        if decode(text[n.start_byte:n.end_byte]) != vma:
             continue
         if n.parent.type == "argument_list":
             callee = n.parent.parent.child_by_field_name("function")
-            name = text[callee.start_byte:callee.end_byte].decode()
+            name = decode(text[callee.start_byte:callee.end_byte])
             return n.start_point[0], (f"hands the vma to {name}(); convert that helper with it, by hand")
         return n.start_point[0], f"`{vma}` would remain in the converted function"
     return None
@@ -204,15 +204,15 @@ def _kernel_doc_edits(src: SourceFile, fn, params: dict[str | None, str | None],
         continued = re.match(rb"\s*\*\s+\S", follow) and not re.match(rb"\s*\*\s*@", follow) \
             and not follow.strip().startswith(b"*/")
         title = re.match(rb"(\s*(?:/\*\*)?\s*\*?\s*)(\w+)(\(\))?(\s*:?\s*-)", line) if i < 2 else None
-        if rename and title and title.group(2).decode() == rename[0]:
+        if rename and title and decode(title.group(2)) == rename[0]:
             at = offset + title.start(2)
             edits.append(Edit(at, at + len(rename[0]), rename[1]))
-        if m and m.group(2).decode() in params and not continued:
-            new = params[m.group(2).decode()]
+        if m and decode(m.group(2)) in params and not continued:
+            new = params[decode(m.group(2))]
             if new is None:
                 edits.append(Edit(offset, offset + len(line) + 1, ""))
             else:
-                edits.append(Edit(offset, offset + len(line), f"{m.group(1).decode()}{new}{m.group(3).decode()}{_DESC_DOC}"))
+                edits.append(Edit(offset, offset + len(line), f"{decode(m.group(1))}{new}{decode(m.group(3))}{_DESC_DOC}"))
         offset += len(line) + 1
     return edits
 

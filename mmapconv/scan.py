@@ -7,6 +7,7 @@ vma helpers that the first passes referenced but did not see.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import re
 from collections import defaultdict
@@ -169,21 +170,44 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
 
 
 def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
-    """A `.mmap =` the bytes show but no initializer explains: a parse failure worth naming."""
+    """A `.mmap =` the bytes show but no initializer explains: a parse failure worth naming.
+
+    Linear in the file: node.parent walks down from the root in tree-sitter,
+    so a flat file of thousands of members must not ask for ancestors.
+    """
     covered = {i.member_span[0] for i in instances if i.text_path == src.path}
     covered |= {m.member_span[0] for mac in macros if mac.path == src.path for m in mac.members}
+    matches = [m.start() for m in PREFILTER_ALL.finditer(src.data) if m.start() not in covered]
+    if not matches:
+        return []
+    # `fops.mmap = fn;` at run time is a field expression outside any initializer: not an initializer.
+    runtime = {op.start_byte for fe in find(src.root, "field_expression")
+               for op in [fe.child_by_field_name("operator")] if op is not None}
+    in_initializer = _inside_any(matches, [(n.start_byte, n.end_byte) for n in find(src.root, "initializer_list")])
     errors = []
-    for m in PREFILTER_ALL.finditer(src.data):
-        if m.start() in covered:
-            continue
-        node = src.root.descendant_for_byte_range(m.start(), m.start() + 1)
+    for start in matches:
+        node = src.root.descendant_for_byte_range(start, start + 1)
         if node is None or node.type in ("comment", "string_content", "string_literal", "char_literal"):
             continue
-        if node.parent is not None and node.parent.type == "field_expression" and \
-                ancestor(node, "initializer_list") is None:
-            continue  # `fops.mmap = fn;` at run time, not an initializer
-        errors.append(ScanError(src.path, f"line {src.line_of(m.start())}: could not parse the initializer around this `.mmap`"))
+        if start in runtime and start not in in_initializer:
+            continue
+        errors.append(ScanError(src.path, f"line {src.line_of(start)}: could not parse the initializer around this `.mmap`"))
     return errors
+
+
+def _inside_any(offsets: list[int], spans: list[tuple[int, int]]) -> set[int]:
+    """The offsets that some span [start, end) contains (a sweep: spans may nest)."""
+    inside, ends, i = set(), [], 0
+    spans = sorted(spans)
+    for offset in sorted(offsets):
+        while i < len(spans) and spans[i][0] <= offset:
+            heapq.heappush(ends, spans[i][1])
+            i += 1
+        while ends and ends[0] <= offset:
+            heapq.heappop(ends)
+        if ends:
+            inside.add(offset)
+    return inside
 
 
 _DECLARATION = re.compile(rb"\bstruct\s+(\w+)\s+\w+\s*(?:\[[^\]]*\]\s*)?(?:__\w+\s*)*=\s*\{")
@@ -228,10 +252,11 @@ def _work(job: tuple[list[tuple[str, str]], dict[str, MacroDef], bool, bool, str
             continue
         try:
             src = SourceFile.from_bytes(display, data)
+            results.append(analyze(src, macros, level))
         except InputError as exc:
             results.append(FileResult(display, errors=[ScanError(display, str(exc).split(": ", 1)[1])]))
-            continue
-        results.append(analyze(src, macros, level))
+        except RecursionError:
+            results.append(FileResult(display, errors=[ScanError(display, "nested too deeply to analyse")]))
     return results, dict(index), len(files)
 
 

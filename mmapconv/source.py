@@ -9,9 +9,11 @@ computed on the parse applies to the original bytes unchanged.
 """
 from __future__ import annotations
 
+import bisect
 import re
+import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import tree_sitter
@@ -53,18 +55,58 @@ def count_errors(node: tree_sitter.Node) -> int:
     return count
 
 
+# tree-sitter's error recovery is superlinear on some garbage (20,000 bare
+# `.mmap =` lines take 13 s and 5 GB): the parse gets CPU time linear in the
+# size, about ten times what real kernel files need, then gives up.
+_PARSE_SECONDS = 0.5
+_PARSE_SECONDS_PER_BYTE = 5e-6
+_CHUNK = 1 << 16
+
+
+# The budget cannot stop what happens at the end of the input, and one shape
+# is slow exactly there: designators whose value is another designator
+# (`.a = .b = .c = ...`), which no C program contains.
+_DESIGNATOR_CHAIN = re.compile(rb"=\s*(?:\.\s*[A-Za-z_]\w*\s*)+=(?!=)")
+_DESIGNATOR_CHAINS_ALLOWED = 64
+
+
+class ParseBudgetExceeded(Exception):
+    pass
+
+
+def _too_many_designator_chains(data: bytes) -> bool:
+    for n, _ in enumerate(_DESIGNATOR_CHAIN.finditer(data), 1):
+        if n > _DESIGNATOR_CHAINS_ALLOWED:
+            return True
+    return False
+
+
 def parse(data: bytes) -> tree_sitter.Tree:
-    return _parser().parse(data)
+    if _too_many_designator_chains(data):
+        raise ParseBudgetExceeded
+    parser = _parser()
+    deadline = time.process_time() + _PARSE_SECONDS + _PARSE_SECONDS_PER_BYTE * len(data)
+    try:
+        return parser.parse(lambda offset, _point: data[offset:offset + _CHUNK],
+                            progress_callback=lambda _offset, _error: time.process_time() > deadline)
+    except ValueError:
+        parser.reset()
+        raise ParseBudgetExceeded from None
 
 
 def check_text(path: str, data: bytes) -> None:
-    """C source is UTF-8 text: anything else is bad input, named with its file."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    """C source is text in any encoding (Latin-1 comments exist); a NUL byte makes it binary."""
     if b"\0" in data:
         raise InputError(f"{path}: binary file (NUL byte)")
+
+
+def decode(data: bytes) -> str:
+    """Source bytes as text; bytes that are not UTF-8 survive as surrogates, so `encode` gives them back."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 @dataclass
@@ -77,11 +119,14 @@ class SourceFile:
     def from_bytes(cls, path: str, data: bytes) -> "SourceFile":
         check_text(path, data)
         masked = mask_conditionals(data)
-        tree = parse(masked)
-        if tree.root_node.has_error and masked != data:
-            plain = parse(data)
-            if count_errors(plain.root_node) < count_errors(tree.root_node):
-                tree = plain
+        try:
+            tree = parse(masked)
+            if tree.root_node.has_error and masked != data:
+                plain = parse(data)
+                if count_errors(plain.root_node) < count_errors(tree.root_node):
+                    tree = plain
+        except ParseBudgetExceeded:
+            raise InputError(f"{path}: gave up parsing: too many syntax errors to recover from") from None
         return cls(path, data, tree)
 
     @classmethod
@@ -98,7 +143,7 @@ class SourceFile:
         return self.tree.root_node
 
     def text(self, node: tree_sitter.Node) -> str:
-        return self.data[node.start_byte:node.end_byte].decode("utf-8")
+        return decode(self.data[node.start_byte:node.end_byte])
 
     @staticmethod
     def line(node: tree_sitter.Node) -> int:
@@ -107,7 +152,7 @@ class SourceFile:
     def indent(self, node: tree_sitter.Node) -> str:
         """The whitespace before `node` on its line."""
         start = self.data.rfind(b"\n", 0, node.start_byte) + 1
-        return self.data[start:node.start_byte].decode("utf-8")
+        return decode(self.data[start:node.start_byte])
 
     def line_span(self, node: tree_sitter.Node) -> tuple[int, int]:
         """The whole lines `node` occupies, final newline included."""
@@ -116,7 +161,11 @@ class SourceFile:
         return start, (len(self.data) if end < 0 else end + 1)
 
     def line_of(self, offset: int) -> int:
-        return self.data.count(b"\n", 0, offset) + 1
+        return bisect.bisect_left(self._newlines, offset) + 1
+
+    @cached_property
+    def _newlines(self) -> list[int]:
+        return [m.start() for m in re.finditer(b"\n", self.data)]
 
 
 @lru_cache(maxsize=None)

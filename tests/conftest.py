@@ -23,3 +23,17 @@ def kernel_tree() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return tree
+
+
+_REPORT_LINES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def report_lines() -> list[str]:
+    """Lines a test wants in the run's summary (benchmark ratios): shown whatever the outcome."""
+    return _REPORT_LINES
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _REPORT_LINES:
+        terminalreporter.write_line(line)

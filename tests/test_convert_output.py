@@ -110,9 +110,6 @@ def test_convert_diff_applies_to_what_write_makes(tmp_path, name):
     (tree / "drivers" / "misc" / "rfd.c").write_bytes(CLI_CASES[name])
     shutil.copytree(tree, copy)
     diff = run_convert(tree)
-    if b"not UTF-8" in diff.stderr:
-        # source.py still rejects non-UTF-8 input; it is being changed to take any bytes but NUL.
-        pytest.xfail("SourceFile rejects non-UTF-8 input")
     assert diff.returncode == 0 and diff.stdout, diff.stderr.decode()
     git_apply(copy, diff.stdout)
     assert run_convert(tree, "--write").returncode == 0

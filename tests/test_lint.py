@@ -141,7 +141,7 @@ def test_lint_text_lines():
 
 @pytest.mark.parametrize("content, problem", [
     (None, "no such file or directory"),
-    (b"\xff\xfe int x;", "not UTF-8"),
+    (b"int x;\0", "binary file"),
 ])
 def test_lint_bad_input(tmp_path, content, problem):
     bad = tmp_path / "bad.c"

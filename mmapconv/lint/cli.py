@@ -41,6 +41,11 @@ def lint_cmd(paths, fmt, fail_on, api):
         result = lint_paths(list(paths) or [Path(".")], api)
     except InputError as exc:
         _fail("lint", str(exc))
+    if result.errors:
+        # Findings without the files that failed would read as a clean bill: errors only.
+        for error in result.errors:
+            click.echo(f"mmapconv lint: {error}", err=True)
+        sys.exit(INPUT_ERROR)
     write(Report("lint", result.findings, files=result.files), fmt)
     sys.exit(exit_code(result.findings, fail_on))
 

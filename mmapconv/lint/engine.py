@@ -42,6 +42,7 @@ def relevant(data: bytes) -> bool:
 class LintResult:
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
+    errors: list[str] = field(default_factory=list)   # `path: message`, one per file that could not be linted
 
 
 def lint_source(src: SourceFile, api: str = DEFAULT_API, mmap_uses: list[MmapUse] | None = None) -> list[Finding]:
@@ -67,22 +68,33 @@ def source_files(paths: list[Path]) -> list[Path]:
 
 
 def lint_paths(paths: list[Path], api: str = DEFAULT_API, root: Path | None = None) -> LintResult:
-    """Lint files and directories. Raises InputError before any finding is produced.
+    """Lint files and directories: findings, and one error line per file that could not be linted.
+
+    A missing path raises InputError before any finding is produced.
 
     With `root`, findings name files relative to it (check-patch lints a temporary copy).
     """
     files = source_files(paths)
-    uses = scan_mmap_uses(files)
+    uses, scan_errors = scan_mmap_uses(files)
     result = LintResult(files=len(files))
     for path in files:
         display = path.relative_to(root).as_posix() if root else str(path)
+        # The scanner's verdicts are part of the findings: a file it could not handle is not clean.
+        if path.resolve() in scan_errors:
+            result.errors.append(f"{display}: {scan_errors[path.resolve()]}")
+            continue
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InputError(f"{display}: cannot read: {exc.strerror}") from None
-        if not relevant(data):
-            check_text(display, data)
+            result.errors.append(f"{display}: cannot read: {exc.strerror}")
             continue
-        src = SourceFile.from_bytes(display, data)
+        try:
+            if not relevant(data):
+                check_text(display, data)
+                continue
+            src = SourceFile.from_bytes(display, data)
+        except InputError as exc:
+            result.errors.append(str(exc))
+            continue
         result.findings.extend(lint_source(src, api, uses.get(path.resolve(), [])))
     return result

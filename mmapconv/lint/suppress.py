@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ..source import SourceFile, ancestor, find
+from ..source import SourceFile, ancestor, decode, find
 from .finding import Finding
 
 _IGNORE = re.compile(rb"(?:/\*|//)\s*mmapconv:\s*ignore(?:\[([A-Za-z0-9_,\s]*)\])?")
@@ -17,7 +17,7 @@ ALL = "*"
 def _ignores(src: SourceFile) -> dict[int, set[str]]:
     by_line: dict[int, set[str]] = {}
     for m in _IGNORE.finditer(src.data):
-        codes = {c.strip().upper() for c in m.group(1).decode().split(",") if c.strip()} if m.group(1) is not None else {ALL}
+        codes = {c.strip().upper() for c in decode(m.group(1)).split(",") if c.strip()} if m.group(1) is not None else {ALL}
         by_line.setdefault(src.line_of(m.start()), set()).update(codes)
     return by_line
 

@@ -13,12 +13,12 @@ def _reason(function) -> str:
     return f"{first.message} (line {first.line})" if first else ""
 
 
-def scan_mmap_uses(files: list[Path]) -> dict[Path, list[MmapUse]]:
-    """`.mmap` users per resolved file path, with verdicts, for the given files."""
+def scan_mmap_uses(files: list[Path]) -> tuple[dict[Path, list[MmapUse]], dict[Path, str]]:
+    """`.mmap` users per resolved file path, with verdicts, and the scanner's error per file it could not handle."""
     from ..scan import Scanner
 
     if not files:
-        return {}
+        return {}, {}
     resolved = [f.resolve() for f in files]
     root = Path(os.path.commonpath([p.parent for p in resolved]))
     result = Scanner(root).scan(resolved)
@@ -35,4 +35,7 @@ def scan_mmap_uses(files: list[Path]) -> dict[Path, list[MmapUse]]:
             verdict = function.verdict
             use = MmapUse(instance.line, instance.function, verdict, _reason(function) if verdict == "manual" else "")
         uses[(root / instance.path).resolve()].append(use)
-    return uses
+    errors = {}
+    for error in result.errors:
+        errors.setdefault((root / error.path).resolve(), error.message)
+    return uses, errors

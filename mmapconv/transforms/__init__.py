@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..edits import Edit, apply
 from ..rules_data import load
-from ..source import SourceFile
+from ..source import SourceFile, decode
 
 
 class Refusal(Exception):
@@ -61,17 +61,22 @@ def rewrite(fn: Rewrite) -> Rewrite:
 
 
 def edits_for(ctx: Context, node) -> list[Edit]:
-    for rule in REWRITES:
-        out = rule(ctx, node)
+    """The first rewrite that takes a node replaces it; otherwise its children are tried (iterative: input can nest deep)."""
+    edits, stack = [], [node]
+    while stack:
+        node = stack.pop()
+        out = next((text for text in (rule(ctx, node) for rule in REWRITES) if text is not None), None)
         if out is not None:
-            return [Edit(node.start_byte, node.end_byte, out)]
-    return [e for child in node.children for e in edits_for(ctx, child)]
+            edits.append(Edit(node.start_byte, node.end_byte, out))
+        else:
+            stack.extend(reversed(node.children))
+    return edits
 
 
 def render(ctx: Context, node) -> str:
     """The text of `node` with every rewrite applied."""
     text = ctx.src.data[node.start_byte:node.end_byte]
-    return apply(text, edits_for(ctx, node), base=node.start_byte).decode("utf-8")
+    return decode(apply(text, edits_for(ctx, node), base=node.start_byte))
 
 
 def call_name(ctx: Context, node) -> str | None:

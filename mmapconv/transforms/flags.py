@@ -17,16 +17,19 @@ _BOOLEAN_PARENTS = {"if_statement", "while_statement", "do_statement", "for_stat
 
 
 def _mask_names(ctx: Context, node) -> list[str] | None:
-    """The VM_* names OR-ed together in `node`, or None when it is anything else."""
-    if node.type == "parenthesized_expression":
-        return _mask_names(ctx, node.named_children[0])
-    if node.type == "identifier":
-        return [ctx.src.text(node)]
-    if node.type == "binary_expression" and ctx.src.text(node.child_by_field_name("operator")) == "|":
-        left = _mask_names(ctx, node.child_by_field_name("left"))
-        right = _mask_names(ctx, node.child_by_field_name("right"))
-        return left + right if left is not None and right is not None else None
-    return None
+    """The VM_* names OR-ed together in `node`, or None when it is anything else (iterative: input can nest deep)."""
+    names, stack = [], [node]
+    while stack:
+        node = stack.pop()
+        if node.type == "parenthesized_expression" and node.named_children:
+            stack.append(node.named_children[0])
+        elif node.type == "identifier":
+            names.append(ctx.src.text(node))
+        elif node.type == "binary_expression" and ctx.src.text(node.child_by_field_name("operator")) == "|":
+            stack += [node.child_by_field_name("right"), node.child_by_field_name("left")]
+        else:
+            return None
+    return names
 
 
 def flag_args(ctx: Context, node) -> tuple[str, str]:
