@@ -6,6 +6,7 @@ field the descriptor has. Anything else makes the function manual.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .rules_data import load
@@ -17,6 +18,13 @@ CATEGORY_TEXT: dict[str, str] = _RULES["categories"]
 PRIMARY_ORDER: list[str] = _RULES["primary_order"]
 AUTO_CATEGORIES = frozenset(_RULES["auto_categories"])
 ACTION_KINDS = ("remap", "map_pages", "generic")
+# Calls that say nothing worth a reason line: reads and logging.
+SILENT_KINDS = ("pure", "primitive", "logs")
+# Requests the core performs after mmap_prepare returns: a lock the hook held around them no longer covers them.
+DEFERRED_KINDS = ("remap", "map_pages")
+# A lock-taking call -> the calls that release it.
+_PAIRS: dict[str, frozenset[str]] = {take: frozenset(release if isinstance(release, list) else [release])
+                                     for take, release in _RULES["pairs"].items()}
 
 _BY_NAME: dict[str, str] = {}
 _PREFIXES: list[tuple[str, str]] = []
@@ -26,6 +34,10 @@ for _kind, _spec in _RULES["kinds"].items():
     for _prefix in _spec.get("prefixes", []):
         _PREFIXES.append((_prefix, _kind))
 _PREFIXES.sort(key=lambda p: -len(p[0]))
+
+
+# Type names a parenthesized "callee" can only be a cast to (the parser has no typedefs).
+_TYPE_NAME = re.compile(r"(?:__)?[us](?:8|16|32|64)|__(?:le|be)(?:16|32|64)|\w+_t|(?:unsigned |signed )?(?:char|short|int|long|long long)|bool")
 
 
 def kind_of(name: str) -> str | None:
@@ -46,8 +58,13 @@ class Evidence:
 class PendingCall:
     """A call to a function no kind covers: resolved against the definitions we can see."""
     callee: str
-    line: int
+    line: int                  # in the function summarized: where the chain to this call starts
     passes_vma: bool
+    via: tuple[str, ...] = ()  # the helpers between that function and this call
+    near: str = ""             # the file the call is written in, when it is a helper's
+
+    def describe(self, what: str) -> str:
+        return "".join(f"via {h}(): " for h in self.via) + what
 
 
 @dataclass
@@ -61,6 +78,7 @@ class Summary:
     evidence: list[Evidence] = field(default_factory=list)
     delegates_to: list[str] = field(default_factory=list)
     pending: list[PendingCall] = field(default_factory=list)
+    locks: list[tuple[int, str]] = field(default_factory=list)   # (line, name) of lock and release calls
     # Set by the planner for auto functions: the edits, or why it refused.
     plan: object = None
     refusal: Evidence | None = None
@@ -130,12 +148,14 @@ def summarize(src: SourceFile, fn) -> Summary | None:
     local = automatic_locals(src, body) | {n for _, n in params if n and n not in (vma,)}
     arrays = _array_locals(src, fn)
     actions = []
-    locks = []
+    dead = dead_branches(src, body)
 
     for node in find(body, "call_expression", "identifier", "assignment_expression", "update_expression", "gnu_asm_expression"):
+        if any(start <= node.start_byte < end for start, end in dead):
+            continue  # `if (0) { ... }` never runs: the conversion removes it
         t = node.type
         if t == "call_expression":
-            _call(src, summary, node, body, vma, actions, locks)
+            _call(src, summary, node, body, vma, actions)
         elif t == "identifier" and vma and src.text(node) == vma:
             _vma_use(src, summary, node, local)
         elif t in ("assignment_expression", "update_expression"):
@@ -144,17 +164,100 @@ def summarize(src: SourceFile, fn) -> Summary | None:
         elif t == "gnu_asm_expression":
             summary.add(src.line(node), "i", "asm", "inline assembly")
 
-    if len(actions) > 1:
-        summary.add(actions[1][0], "i", "several-actions",
-                    f"requests {len(actions)} mappings ({', '.join(n for _, n in actions)}); mmap_prepare allows one action")
-    if actions:
-        for line, lock in locks:
-            summary.add(line, "i", _RULES["kinds"]["lock"]["code"],
-                        f"{lock}(): {_RULES['kinds']['lock']['message']}")
+    on_one_path = _one_path(actions)
+    if len(on_one_path) > 1:
+        summary.add(src.line(on_one_path[1]), "i", "several-actions",
+                    f"requests {len(on_one_path)} mappings on one path "
+                    f"({', '.join(_callee(src, n) for n in on_one_path)}); mmap_prepare allows one action")
+    deferred = [a for a in actions if kind_of(_callee(src, a)) in DEFERRED_KINDS]
+    for line, lock in _locks_held_over(summary.locks, [src.line(a) for a in deferred]):
+        summary.add(line, "i", _RULES["kinds"]["lock"]["code"], f"{lock}(): {_RULES['kinds']['lock']['message']}")
     return summary
 
 
-def _call(src, summary, node, body, vma, actions, locks) -> None:
+def _callee(src: SourceFile, call) -> str:
+    return src.text(call.child_by_field_name("function"))
+
+
+def dead_branches(src: SourceFile, body) -> list[tuple[int, int]]:
+    """Byte spans of branches that never run: the body of `if (0)`, the else of `if (1)`."""
+    spans = []
+    for stmt in find(body, "if_statement"):
+        condition = stmt.child_by_field_name("condition")
+        text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", src.text(condition), flags=re.S) if condition is not None else ""
+        value = " ".join(text.split()).strip("() ")
+        branch = None
+        if value in ("0", "false"):
+            branch = stmt.child_by_field_name("consequence")
+        elif value in ("1", "true"):
+            branch = stmt.child_by_field_name("alternative")
+        if branch is not None:
+            spans.append((branch.start_byte, branch.end_byte))
+    return spans
+
+
+def _one_path(actions: list) -> list:
+    """The mapping requests that one run can make: a request in a `return`, or in one arm of an if/else, ends its path."""
+    if len(actions) < 2:
+        return actions
+    first, rest = actions[0], actions[1:]
+    if _returns(first) or any(_exclusive(first, other) for other in rest):
+        return _one_path(rest) if len(rest) > 1 else rest
+    return actions
+
+
+def _returns(call) -> bool:
+    node = call.parent
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        node = node.parent
+    return node is not None and node.type == "return_statement"
+
+
+def _exclusive(a, b) -> bool:
+    """Whether a and b sit in different arms of one if/else."""
+    node = a.parent
+    while node is not None:
+        if node.type == "if_statement":
+            consequence, alternative = node.child_by_field_name("consequence"), node.child_by_field_name("alternative")
+            arms = [arm for arm in (consequence, alternative) if arm is not None]
+            inside = [arm for arm in arms if arm.start_byte <= a.start_byte < arm.end_byte]
+            other = [arm for arm in arms if arm.start_byte <= b.start_byte < arm.end_byte]
+            if inside and other and inside[0] != other[0]:
+                return True
+        node = node.parent
+    return False
+
+
+def _locks_held_over(locks: list[tuple[int, str]], deferred_lines: list[int]) -> list[tuple[int, str]]:
+    """The lock calls of a lock held where a deferred request is made (taken before it, released after it or never)."""
+    out = []
+    for line, name in locks:
+        release = _PAIRS.get(name)
+        if release is None:
+            continue
+        for at in deferred_lines:
+            released = [ln for ln, other in locks if other in release and ln > line]
+            if line < at and (not released or min(released) > at):
+                out.append((line, name))
+                out += [(ln, other) for ln, other in locks if other in release and ln > at][:1]
+    return sorted(set(out))
+
+
+def unbalanced(locks: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """The first call of a lock one body takes more (or fewer) times than it releases; None when balanced."""
+    groups: dict[frozenset[str], tuple[list, list]] = {}
+    for line, name in locks:
+        if name in _PAIRS:
+            groups.setdefault(_PAIRS[name], ([], []))[0].append((line, name))
+        for release in {r for r in _PAIRS.values() if name in r}:
+            groups.setdefault(release, ([], []))[1].append((line, name))
+    for taken, freed in groups.values():
+        if len(taken) != len(freed):
+            return (taken or freed)[0]
+    return None
+
+
+def _call(src, summary, node, body, vma, actions) -> None:
     callee = node.child_by_field_name("function")
     args = node.child_by_field_name("arguments")
     passes_vma = bool(vma) and args is not None and any(
@@ -162,6 +265,8 @@ def _call(src, summary, node, body, vma, actions, locks) -> None:
     line = src.line(node)
     if callee.type == "call_expression":  # guard(mutex)(&lock)
         callee = callee.child_by_field_name("function")
+    if callee.type == "parenthesized_expression" and _TYPE_NAME.fullmatch(src.text(callee).strip("() ")):
+        return  # `(__u32)(x)` in a macro body: a cast the parser cannot tell from a call
     if callee.type != "identifier":
         text = " ".join(src.text(callee).split())
         if passes_vma and text.endswith("vm_ops->open"):
@@ -181,17 +286,17 @@ def _call(src, summary, node, body, vma, actions, locks) -> None:
         summary.pending.append(PendingCall(name, line, passes_vma))
         return
     spec = _RULES["kinds"][kind]
-    if spec.get("only_with_action"):
-        locks.append((line, name))
+    if kind == "lock":
+        summary.locks.append((line, name))
         return
     if kind in ACTION_KINDS:
-        actions.append((line, name))
+        actions.append(node)
         if kind == "remap" and _in_loop(node, body):
             summary.add(line, "i", "remap-loop", f"{name}() in a loop: several ranges need a human")
             return
     if kind == "delegate":
         summary.delegates_to.append(name)
-    if kind != "pure":
+    if kind not in SILENT_KINDS:
         summary.add(line, spec["category"], spec["code"], f"{name}(): {spec['message']}")
 
 
@@ -253,20 +358,25 @@ def _array_locals(src, fn) -> set[str]:
 
 
 def absorb(caller: Summary, call: PendingCall, callee: Summary | None) -> None:
-    """Resolve one pending call of `caller`: fold in the callee one level deep, or mark it unknown."""
+    """Resolve one pending call of `caller` that passes the vma: fold in the helper, or record the delegation.
+
+    The helper's own calls that no kind covers become the caller's, with the
+    chain that reaches them, for the effect analysis to prove or refuse.
+    """
     if callee is None:
-        if call.passes_vma:
-            caller.add(call.line, "f", "delegates", f"hands the vma to {call.callee}(), outside the driver")
-            caller.delegates_to.append(call.callee)
-        else:
-            caller.add(call.line, "i", "unknown-call", f"calls {call.callee}(), which mmapconv does not know to be pure")
+        caller.add(call.line, "f", "delegates", call.describe(f"hands the vma to {call.callee}(), outside the driver"))
+        caller.delegates_to.append(call.callee)
         return
     for e in callee.evidence:
-        caller.add(call.line, e.category, e.code, f"via {callee.name}(): {e.message}")
+        caller.add(call.line, e.category, e.code, call.describe(f"via {callee.name}(): {e.message}"))
     caller.delegates_to.extend(callee.delegates_to)
+    caller.locks.extend((call.line, name) for _, name in callee.locks)
     for inner in callee.pending:
-        # One level deep only: what the helper calls in turn stays unknown.
-        category, code = ("f", "delegates") if inner.passes_vma else ("i", "unknown-call")
-        caller.add(call.line, category, code, f"via {callee.name}(): calls {inner.callee}(), which mmapconv does not follow")
         if inner.passes_vma:
+            # Deeper than one helper, the vma's path is not followed.
+            caller.add(call.line, "f", "delegates", call.describe(
+                f"via {callee.name}(): {inner.describe(f'hands the vma to {inner.callee}(), which mmapconv does not follow')}"))
             caller.delegates_to.append(inner.callee)
+        else:
+            caller.pending.append(PendingCall(inner.callee, call.line, False, (*call.via, callee.name, *inner.via),
+                                              inner.near or callee.path))

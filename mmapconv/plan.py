@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .classify import Summary
+from .classify import Summary, dead_branches
 from .edits import Edit, apply, inside
 from .source import SourceFile, count_errors, decode, find, function_declarator, function_name, parameters, parse
 from .transforms import Context, Refusal, edits_for
@@ -56,8 +56,8 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         raise Refusal(src.line(fn), "the body already uses the name `desc`")
     ctx = Context(src, fn, vma, file_param, level, new_name=new_name)
 
-    edits: list[Edit] = _helper_edits(src, fn, ctx, level)
-    handled: set[int] = set()
+    edits: list[Edit] = _helper_edits(src, fn, ctx, level) + _dead_code_edits(src, body)
+    handled: set[int] = {stmt.id for stmt in body.named_children if _is_dead(src, body, stmt)}
     call = find_action(ctx, body)
     if call is not None:
         action, handled = action_edits(ctx, body, call)
@@ -80,6 +80,23 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
     _check(src, fn, edits, vma)
     return FunctionPlan(name, new_name, edits)
+
+
+def _is_dead(src: SourceFile, body, stmt) -> bool:
+    return stmt.type == "if_statement" and (stmt.child_by_field_name("consequence").start_byte,
+                                            stmt.child_by_field_name("consequence").end_byte) in dead_branches(src, body)
+
+
+def _dead_code_edits(src: SourceFile, body) -> list[Edit]:
+    """`if (0) { ... }` directly in the body never runs: it goes, whole lines, and the locals only it used follow."""
+    edits = []
+    for stmt in body.named_children:
+        if not _is_dead(src, body, stmt):
+            continue
+        if stmt.child_by_field_name("alternative") is not None:
+            raise Refusal(src.line(stmt), "a constant condition with an else branch: remove the dead branch by hand")
+        edits.append(Edit(*src.line_span(stmt), ""))
+    return edits
 
 
 def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:

@@ -9,6 +9,7 @@ this only narrows the set.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -49,10 +50,24 @@ def search(paths: list[str], strings: list[str], word: bool = False) -> tuple[li
     if not strings:
         return [], []
     if _use_grep(paths):
-        return _grep(paths, strings, word)
+        return _grep(paths, ["-F", *(["-w"] if word else []), *(a for s in strings for a in ("-e", s))])
+    encoded = [s.encode() for s in strings]
+    if word:
+        pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(s) for s in encoded) + rb")\b")
+        return _read_matching(paths, pattern.search)
+    return _read_matching(paths, lambda data: any(s in data for s in encoded))
+
+
+def search_regex(paths: list[str], pattern: str) -> tuple[list[str], list[Unreadable]]:
+    """Files under `paths` with a line matching `pattern` (an ERE that Python's re reads the same way)."""
+    if _use_grep(paths):
+        return _grep(paths, ["-E", "-e", pattern])
+    return _read_matching(paths, re.compile(pattern.encode(), re.M).search)
+
+
+def _read_matching(paths: list[str], matches) -> tuple[list[str], list[Unreadable]]:
     files, problems = walk(paths)
     found = []
-    encoded = [s.encode() for s in strings]
     for path in files:
         try:
             with open(path, "rb") as fh:
@@ -60,7 +75,7 @@ def search(paths: list[str], strings: list[str], word: bool = False) -> tuple[li
         except OSError as exc:
             problems.append(Unreadable(path, f"cannot read: {exc.strerror}"))
             continue
-        if any(s in data for s in encoded):
+        if matches(data):
             found.append(path)
     return found, problems
 
@@ -71,12 +86,8 @@ def _hidden(path: str, roots: list[str]) -> bool:
     return any(part.startswith(".") for part in path[len(root):].split("/")[:-1])
 
 
-def _grep(paths: list[str], strings: list[str], word: bool) -> tuple[list[str], list[Unreadable]]:
-    cmd = ["grep", "-rlZF", "--include=*.c", "--include=*.h"]
-    if word:
-        cmd.append("-w")
-    for s in strings:
-        cmd += ["-e", s]
+def _grep(paths: list[str], pattern_args: list[str]) -> tuple[list[str], list[Unreadable]]:
+    cmd = ["grep", "-rlZ", "--include=*.c", "--include=*.h", *pattern_args]
     proc = subprocess.run(cmd + ["--", *paths], capture_output=True, check=False)
     found = sorted(p for p in (raw.decode("utf-8", "surrogateescape") for raw in proc.stdout.split(b"\0") if raw)
                    if not _hidden(p, paths))

@@ -1,7 +1,7 @@
 """The references to a converted function outside its body, and what each becomes.
 
 Prototypes, EXPORT_SYMBOL*, `#define x fn` aliases and the other config's
-`#define fn NULL` are renamed; initializers are the caller's (it knows the
+`#define fn NULL` (or `#define fn generic_file_mmap`, which moves to its twin) are renamed; initializers are the caller's (it knows the
 instances). Any other use, a direct call above all, cannot follow the new
 signature: it raises UnknownReference and the function is refused.
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 
 from .edits import Edit
+from .rules_data import load
 from .source import SourceFile, find
 
 _EXPORT = re.compile(r"EXPORT_SYMBOL\w*")
+_TWINS = load("calls")["twins"]
 NEW_PARAMETERS = "(struct vm_area_desc *desc)"
 
 
@@ -35,10 +37,17 @@ def reference_edits(src: SourceFile, name: str, new_name: str, defined_here: boo
             if defined_here:
                 continue  # the definition itself: the plan rewrote it
             raise UnknownReference(src.path, src.line(node), f"another definition of {name}")
-        if parent.type == "preproc_def" and parent.child_by_field_name("name") == node and \
-                src.text(parent.child_by_field_name("value")).strip() in ("NULL", "0"):
-            out.append(Edit(node.start_byte, node.end_byte, new_name))  # the other config's NULL
-            continue
+        if parent.type == "preproc_def" and parent.child_by_field_name("name") == node:
+            value = parent.child_by_field_name("value")
+            target = src.text(value).strip() if value is not None else ""
+            if target in ("NULL", "0"):
+                out.append(Edit(node.start_byte, node.end_byte, new_name))  # the other config's NULL
+                continue
+            if target in _TWINS:
+                # The other config's `#define foo_mmap generic_file_mmap`: both names move on together.
+                out += [Edit(node.start_byte, node.end_byte, new_name),
+                        Edit(value.start_byte, value.end_byte, _TWINS[target]["prepare"])]
+                continue
         if parent.type == "function_declarator":
             params = parent.child_by_field_name("parameters")
             out += [Edit(node.start_byte, node.end_byte, new_name),

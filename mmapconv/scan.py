@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import classify, prefilter
+from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis
+from .index import DefinitionIndex
 from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
 from .references import UnknownReference, reference_edits
@@ -136,35 +138,40 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
                 if summary is not None:
                     result.summaries[name].append(summary)
                     nodes_of[id(summary)] = node
-    # Helpers of the same file, one level deep.
+    # Helpers of the same file that receive the vma fold into their caller; every other
+    # call waits for the effect analysis, which sees the whole tree.
     helper_cache: dict[str, list[classify.Summary]] = {}
     for summaries in result.summaries.values():
         for s in summaries:
+            todo, s.pending = s.pending, []
             still = []
-            for call in s.pending:
-                if call.callee not in definitions:
+            for call in todo:
+                if not call.passes_vma or call.callee not in definitions:
                     still.append(call)
                     continue
                 if call.callee not in helper_cache:
                     helper_cache[call.callee] = [h for h in (classify.summarize(src, n) for n in definitions[call.callee]) if h]
                 for helper in helper_cache[call.callee]:
                     classify.absorb(s, call, helper)
-            s.pending = still
-            if still and s.file_param is not None and set(s.categories) <= classify.AUTO_CATEGORIES:
-                s.refusal = classify.Evidence(still[0].line, "", "not-convertible",
-                                              f"calls {still[0].callee}(), defined in another file: "
+            s.pending = still + s.pending
+            elsewhere = [c for c in s.pending if c.passes_vma]
+            if s.file_param is None or not set(s.categories) <= classify.AUTO_CATEGORIES:
+                continue
+            if elsewhere:
+                s.refusal = classify.Evidence(elsewhere[0].line, "", "not-convertible",
+                                              f"hands the vma to {elsewhere[0].callee}(), defined in another file: "
                                               "mmapconv converts only with helpers of the same file")
-            elif s.classified_auto and s.file_param is not None:
-                try:
-                    s.plan = plan_function(src, nodes_of[id(s)], s, level)
-                    # Uses of the name in this file must follow the new signature (other files: convert).
-                    covered = [(e.start, e.end) for e in s.plan.edits] + [
-                        i.value_span for i in found.instances if i.text_path == src.path]
-                    reference_edits(src, s.name, s.plan.new_name, True, covered)
-                except Refusal as refusal:
-                    s.plan, s.refusal = None, classify.Evidence(refusal.line, "", "not-convertible", refusal.message)
-                except UnknownReference as ref:
-                    s.plan, s.refusal = None, classify.Evidence(ref.line, "", "references", ref.message)
+                continue
+            try:
+                s.plan = plan_function(src, nodes_of[id(s)], s, level)
+                # Uses of the name in this file must follow the new signature (other files: convert).
+                covered = [(e.start, e.end) for e in s.plan.edits] + [
+                    i.value_span for i in found.instances if i.text_path == src.path]
+                reference_edits(src, s.name, s.plan.new_name, True, covered)
+            except Refusal as refusal:
+                s.plan, s.refusal = None, classify.Evidence(refusal.line, "", "not-convertible", refusal.message)
+            except UnknownReference as ref:
+                s.plan, s.refusal = None, classify.Evidence(ref.line, "", "references", ref.message)
     result.errors.extend(_unparsed_members(src, found.instances, found.macros))
     return result
 
@@ -270,6 +277,8 @@ class Scanner:
         self._root_prefix = str(root).rstrip("/") + "/" if root.is_dir() else "\0"
         self.jobs = jobs or os.cpu_count() or 1
         self.progress = progress or (lambda n: None)
+        # One effect analysis for the run: what a callee does is computed once, whoever asks.
+        self.effects = EffectAnalysis(DefinitionIndex(root if root.is_dir() else root.parent))
 
     def display(self, path: str) -> str:
         if path.startswith(self._root_prefix):
@@ -336,7 +345,7 @@ class Scanner:
             background.shutdown()
             if pool is not None:
                 pool.shutdown()
-        return link(self.root, results, errors)
+        return link(self.root, results, errors, self.effects)
 
     @staticmethod
     def _missing_definitions(results: list[FileResult], index, seen: set[str]) -> set[str]:
@@ -371,8 +380,26 @@ def _same_dir_rank(a: str, b: str) -> int:
     return n
 
 
-def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> ScanResult:
-    """Resolve instances to functions across files and fold in cross-file helpers."""
+def _prove_calls(summaries: list[classify.Summary], effects: EffectAnalysis) -> None:
+    """Each call no kind covers gets its effect through the tree; what is not proven safe is a reason."""
+    effects.prefetch({(c.callee, c.near or s.path) for s in summaries for c in s.pending})
+    for s in summaries:
+        for call in s.pending:
+            effect = effects.of_call(call.callee, call.near or s.path)
+            message = call.describe(effect.describe())
+            if effect.level == "per-mapping-state":
+                s.add(call.line, "e", "per-mapping-state", message)
+            elif effect.level not in ALLOWED_EFFECTS:
+                s.add(call.line, "i", "unknown-call", message)
+            elif effect.level in ("marks", "balanced-lock"):
+                s.add(call.line, "a", effect.level, message)
+        s.pending = []
+
+
+def link(root: Path, results: list[FileResult], errors: list[ScanError],
+         effects: EffectAnalysis | None = None) -> ScanResult:
+    """Resolve instances to functions across files, fold in cross-file helpers, prove the calls."""
+    effects = effects or EffectAnalysis(DefinitionIndex(root))
     errors = list(errors) + [e for r in results for e in r.errors]
     by_file = {r.path: r for r in results}
     global_defs: dict[str, list[classify.Summary]] = defaultdict(list)
@@ -406,12 +433,15 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
     variants: dict[tuple[str, str], classify.Evidence] = {}
     for summaries in global_defs.values():
         for s in summaries:
-            for call in s.pending:
+            todo, s.pending = s.pending, []
+            for call in todo:
+                if not call.passes_vma:
+                    s.pending.append(call)
+                    continue
                 helper = [h for h in definitions(call.callee, s.path)
                           if _same_dir_rank(h.path, s.path) == len(Path(s.path).parent.parts)]
                 for h in helper or [None]:
                     classify.absorb(s, call, h)
-            s.pending = []
 
     def resolve(inst: Instance) -> ResolvedInstance:
         name = inst.function.strip()
@@ -454,6 +484,7 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError]) -> Scan
     every.sort(key=lambda ri: (ri.instance.path, ri.instance.line))
     fops = [ri for ri in every if ri.instance.struct == TARGET_STRUCT]
     fops_functions = {id(ri.function): ri.function for ri in fops if ri.function is not None}
+    _prove_calls([s for fn in fops_functions.values() for s in fn.summaries], effects)
     for fn in fops_functions.values():
         fn.twin = twins[fn.function]["prepare"] if fn.function in twins else None
         convertible = all(s.classified_auto and s.plan is not None for s in fn.summaries)

@@ -22,8 +22,11 @@ DEFAULT_TREE = Path(os.environ.get("MMAPCONV_KERNEL_TREE",
 
 
 def wall(cmd: list[str]) -> float:
+    """Seconds the command took; a command that fails measures nothing, so it stops the benchmark."""
     start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:4])}... failed with exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-300:]}")
     return time.perf_counter() - start
 
 

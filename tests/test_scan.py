@@ -313,7 +313,7 @@ def test_no_false_auto_outside_a_b_c_d(result):
 
 # Reason codes per callback: (file, function, {(line, code)})
 REASONS = [
-    ("drivers/misc/cat_a_describe.c", "descr_mmap", {(35, "flags"), (36, "flags"), (37, "flags")}),
+    ("drivers/misc/cat_a_describe.c", "descr_mmap", {(35, "flags"), (36, "flags"), (37, "flags"), (41, "marks")}),
     ("drivers/char/cat_b_remap.c", "regs_mmap", {(24, "flags"), (26, "remap")}),
     ("drivers/misc/cat_e_alloc.c", "shadow_mmap", {(36, "per-mapping-state"), (39, "per-mapping-state"),
                                                         (40, "writes-state"), (41, "writes-state")}),

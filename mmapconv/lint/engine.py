@@ -45,9 +45,11 @@ class LintResult:
     errors: list[str] = field(default_factory=list)   # `path: message`, one per file that could not be linted
 
 
-def lint_source(src: SourceFile, api: str = DEFAULT_API, mmap_uses: list[MmapUse] | None = None) -> list[Finding]:
-    """Findings for one parsed file. `mmap_uses` carries the scanner's verdicts (MMC101)."""
-    ctx = Context(src, api, list(mmap_uses or []))
+def lint_source(src: SourceFile, api: str = DEFAULT_API, mmap_uses: list[MmapUse] | None = None,
+                effects=None, near: str = "") -> list[Finding]:
+    """Findings for one parsed file. `mmap_uses` carries the scanner's verdicts (MMC101); `effects`
+    the scanner's effect analysis, with the file's path in its index (`near`)."""
+    ctx = Context(src, api, list(mmap_uses or []), effects, near)
     found = {f for check in CHECKS for f in check(ctx)}
     return sorted(suppressed(src, list(found)), key=Finding.sort_key)
 
@@ -75,7 +77,7 @@ def lint_paths(paths: list[Path], api: str = DEFAULT_API, root: Path | None = No
     With `root`, findings name files relative to it (check-patch lints a temporary copy).
     """
     files = source_files(paths)
-    uses, scan_errors = scan_mmap_uses(files)
+    uses, scan_errors, effects = scan_mmap_uses(files)
     result = LintResult(files=len(files))
     for path in files:
         display = path.relative_to(root).as_posix() if root else str(path)
@@ -96,5 +98,6 @@ def lint_paths(paths: list[Path], api: str = DEFAULT_API, root: Path | None = No
         except InputError as exc:
             result.errors.append(str(exc))
             continue
-        result.findings.extend(lint_source(src, api, uses.get(path.resolve(), [])))
+        near = os.path.relpath(path.resolve(), effects.index.root) if effects is not None else ""
+        result.findings.extend(lint_source(src, api, uses.get(path.resolve(), []), effects, near))
     return result

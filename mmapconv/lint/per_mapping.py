@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from ..classify import kind_of
 from ..source import automatic_locals, find
 from .catalogue import KNOWLEDGE
 from .prepare import arguments, calls, member_chain, strip, writes
@@ -43,10 +44,23 @@ def _stored_in_desc(src, body, desc: str, variable: str) -> bool:
     return False
 
 
+def _through_helpers(ctx: Context, fn):
+    """Calls of helpers no rule names whose effect, through their own callees, is per-mapping state."""
+    if ctx.effects is None:
+        return
+    unknown = [(name, call) for name, call in calls(ctx.src, fn.body) if kind_of(name) is None]
+    ctx.effects.prefetch({(name, ctx.near) for name, _ in unknown})
+    for name, call in unknown:
+        effect = ctx.effects.of_call(name, ctx.near)
+        if effect.level == "per-mapping-state":
+            yield ctx.finding(call, "MMC207", what=f"{name}() {effect.describe()}")
+
+
 @register("MMC207")
 def per_mapping_state(ctx: Context):
     src = ctx.src
     for fn in ctx.prepare_functions:
+        yield from _through_helpers(ctx, fn)
         local = automatic_locals(src, fn.body)
         for name, call in calls(src, fn.body):
             if name in _STATE["references"]:

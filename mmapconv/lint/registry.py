@@ -43,6 +43,10 @@ class Context:
     src: SourceFile
     api: str
     mmap_uses: list[MmapUse] = field(default_factory=list)
+    # The run's effect analysis and this file's path as its index names it: what a called helper
+    # does is the scanner's knowledge, not the linter's copy of it.
+    effects: object = None
+    near: str = ""
 
     def finding(self, where, code: str, *, col: int | None = None, fix_safety: str | None = None,
                 **fields) -> Finding:

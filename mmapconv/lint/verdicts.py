@@ -13,15 +13,17 @@ def _reason(function) -> str:
     return f"{first.message} (line {first.line})" if first else ""
 
 
-def scan_mmap_uses(files: list[Path]) -> tuple[dict[Path, list[MmapUse]], dict[Path, str]]:
-    """`.mmap` users per resolved file path, with verdicts, and the scanner's error per file it could not handle."""
+def scan_mmap_uses(files: list[Path]):
+    """`.mmap` users per resolved file path, with verdicts; the scanner's error per file it could not
+    handle; and the scanner's effect analysis, for the rules that ask what a helper does."""
     from ..scan import Scanner
 
     if not files:
-        return {}, {}
+        return {}, {}, None
     resolved = [f.resolve() for f in files]
     root = Path(os.path.commonpath([p.parent for p in resolved]))
-    result = Scanner(root).scan(resolved)
+    scanner = Scanner(root)
+    result = scanner.scan(resolved)
     uses: dict[Path, list[MmapUse]] = defaultdict(list)
     for item in result.instances:
         instance, function, resolution = item.instance, item.function, item.resolution
@@ -38,4 +40,4 @@ def scan_mmap_uses(files: list[Path]) -> tuple[dict[Path, list[MmapUse]], dict[P
     errors = {}
     for error in result.errors:
         errors.setdefault((root / error.path).resolve(), error.message)
-    return uses, errors
+    return uses, errors, scanner.effects

@@ -23,7 +23,9 @@ _WHOLE_SIZE = re.compile(r"vma_desc_size\(DESC\)|vma_desc_pages\(DESC\)\s*(?:<<\
 
 
 def find_action(ctx: Context, body):
-    calls = [n for n in find(body, "call_expression") if call_name(ctx, n) in _REWRITES]
+    dead = classify.dead_branches(ctx.src, body)
+    calls = [n for n in find(body, "call_expression") if call_name(ctx, n) in _REWRITES
+             and not any(start <= n.start_byte < end for start, end in dead)]
     if len(calls) > 1:
         ctx.refuse(calls[1], "more than one mapping request")
     return calls[0] if calls else None
@@ -213,7 +215,7 @@ def _failure_branch(ctx: Context, branch, name: str) -> tuple[str, list[str]]:
         callee = call_name(ctx, expr) if expr is not None else None
         constant = expr is not None and all(ctx.src.text(i).isupper() or ctx.src.text(i) == callee
                                             for i in find(expr, "identifier"))
-        if callee is None or classify.kind_of(callee) != "pure" or not constant:
+        if callee is None or classify.kind_of(callee) not in classify.SILENT_KINDS or not constant:
             ctx.refuse(stmt, f"the failure branch of {name}() does more than log and return")
         indent = ctx.src.indent(stmt)
         text = ctx.src.text(stmt).replace("\n" + indent, "\n\t")

@@ -101,6 +101,10 @@ def _boolean_context(ctx: Context, node) -> bool:
     if outer.type == "parenthesized_expression":
         return outer.parent is not None and outer.parent.type in _BOOLEAN_PARENTS - {"parenthesized_expression"} \
             or _boolean_context(ctx, outer)
+    if outer.type == "init_declarator" and outer.parent is not None and outer.parent.type == "declaration":
+        # `bool rw = vma->vm_flags & VM_WRITE;` converts the value to true/false.
+        type_node = outer.parent.child_by_field_name("type")
+        return type_node is not None and ctx.src.text(type_node) in ("bool", "_Bool")
     if outer.type in _BOOLEAN_PARENTS:
         return outer.type != "conditional_expression" or outer.child_by_field_name("condition") == node
     op = outer.child_by_field_name("operator")
@@ -127,6 +131,18 @@ def flag_test(ctx: Context, node) -> str | None:
     if node.type != "binary_expression":
         return None
     op = ctx.src.text(node.child_by_field_name("operator"))
+    zero = ctx.src.text(node.child_by_field_name("right")).strip() in ("0", "0UL")
+    if op in ("==", "!=") and zero and ctx.api["flag_style"] == "bits":
+        # `(vma->vm_flags & M) == 0` is `!test(M)`, `!= 0` is `test(M)`: a truth value either way.
+        mask = _flags_and(ctx, node.child_by_field_name("left"))
+        names = _mask_names(ctx, mask) if mask is not None else None
+        if not names:
+            return None
+        test = ctx.api["test_one" if len(names) == 1 else "test_any"]
+        kind, args = flag_args(ctx, mask)
+        if kind == "mask":
+            ctx.refuse(node, "a composite mask in a flag test")
+        return ("!" if op == "==" else "") + fill(test, ctx, _values(args))
     if op in ("==", "!="):
         mask = _flags_and(ctx, node.child_by_field_name("left"))
         names = _mask_names(ctx, mask) if mask is not None else None
