@@ -133,12 +133,23 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
         pnode = [p for p in declarator.child_by_field_name("parameters").named_children
                  if p.type == "parameter_declaration"][index]
         edits.append(Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"))
-        edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"})
+        new_name = helper_name(name)
+        if re.search(rb"\b" + new_name.encode() + rb"\b", src.data):
+            raise Refusal(src.line(helper), f"{new_name} already exists in this file")
+        name_node = declarator.child_by_field_name("declarator")
+        edits.append(Edit(name_node.start_byte, name_node.end_byte, new_name))
+        ctx.renamed[callee.id] = new_name
+        edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"}, (name, new_name))
         for stmt in hbody.named_children:
             edits += edits_for(hctx, stmt)
         _check(src, helper, edits, hctx.vma)
         ctx.passes_desc.add(args[index].id)
     return edits
+
+
+def helper_name(name: str) -> str:
+    """Upstream's name for a helper that now takes the descriptor: relay_mmap_buf -> relay_mmap_prepare_buf."""
+    return name.replace("_mmap", "_mmap" + NEW_SUFFIX, 1) if "_mmap" in name else name + NEW_SUFFIX
 
 
 def _new_function(src: SourceFile, fn, edits: list[Edit]) -> bytes:

@@ -6,6 +6,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..lint.catalogue import RULES
 from .findings import Report
@@ -47,7 +48,7 @@ def _summary(report: Report, console: Console) -> None:
             table.add_column(column, justify="left" if column == "patch" else "right")
         for subject in report.patches:
             counts = report.counts(report.of_patch(subject))
-            table.add_row(subject, str(counts["error"]), str(counts["warning"]), str(counts["info"]))
+            table.add_row(Text(subject), str(counts["error"]), str(counts["warning"]), str(counts["info"]))  # a subject is not markup
         console.print(table)
     by_code = Counter((f.code, f.severity) for f in report.findings)
     if by_code:

@@ -39,6 +39,8 @@ class Context:
     preamble: list[str] = field(default_factory=list)
     # vma arguments of calls to helpers converted along with the function: they pass `desc`.
     passes_desc: set[int] = field(default_factory=set)
+    # Names of those helpers at their call sites: node id -> the helper's new name.
+    renamed: dict[int, str] = field(default_factory=dict)
 
     @property
     def api(self) -> dict:
@@ -105,7 +107,9 @@ def fill(template: str, ctx: Context, values: dict[str, str]) -> str:
 
 @rewrite
 def helper_argument(ctx: Context, node) -> str | None:
-    return ctx.desc if node.id in ctx.passes_desc else None
+    if node.id in ctx.passes_desc:
+        return ctx.desc
+    return ctx.renamed.get(node.id)
 
 
 # Registration order is the order rules are tried in.
