@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .rules_data import load
 from .source import SourceFile, automatic_locals, find, function_name, parameters
@@ -52,6 +53,14 @@ class Evidence:
     category: str
     code: str
     message: str
+    # A write through this parameter's pointer: the caller's own memory when it passes `&local`.
+    param: int | None = None
+
+
+class LockCall(NamedTuple):
+    line: int
+    name: str
+    exit_path: bool   # in a branch that returns: releases for that branch only
 
 
 @dataclass
@@ -62,6 +71,7 @@ class PendingCall:
     passes_vma: bool
     via: tuple[str, ...] = ()  # the helpers between that function and this call
     near: str = ""             # the file the call is written in, when it is a helper's
+    args: tuple[str, ...] = () # the argument texts, for a callee that writes through one
 
     def describe(self, what: str) -> str:
         return "".join(f"via {h}(): " for h in self.via) + what
@@ -78,7 +88,11 @@ class Summary:
     evidence: list[Evidence] = field(default_factory=list)
     delegates_to: list[str] = field(default_factory=list)
     pending: list[PendingCall] = field(default_factory=list)
-    locks: list[tuple[int, str]] = field(default_factory=list)   # (line, name) of lock and release calls
+    locks: list[LockCall] = field(default_factory=list)   # lock and release calls
+    # Automatic locals and local arrays: memory a callee may write through `&x` without state escaping.
+    locals: frozenset[str] = frozenset()
+    arrays: frozenset[str] = frozenset()
+    params: tuple[str, ...] = ()
     # Set by the planner for auto functions: the edits, or why it refused.
     plan: object = None
     refusal: Evidence | None = None
@@ -147,6 +161,9 @@ def summarize(src: SourceFile, fn) -> Summary | None:
         return summary
     local = automatic_locals(src, body) | {n for _, n in params if n and n not in (vma,)}
     arrays = _array_locals(src, fn)
+    summary.locals, summary.arrays = frozenset(automatic_locals(src, body)), frozenset(arrays)
+    summary.params = tuple(n for _, n in params)
+    positions = {n: i for i, (_, n) in enumerate(params) if n and n != vma}
     actions = []
     dead = dead_branches(src, body)
 
@@ -160,7 +177,7 @@ def summarize(src: SourceFile, fn) -> Summary | None:
             _vma_use(src, summary, node, local)
         elif t in ("assignment_expression", "update_expression"):
             target = node.child_by_field_name("left" if t == "assignment_expression" else "argument")
-            _write(src, summary, node, target, vma, local, arrays)
+            _write(src, summary, node, target, vma, local, arrays, positions)
         elif t == "gnu_asm_expression":
             summary.add(src.line(node), "i", "asm", "inline assembly")
 
@@ -228,33 +245,45 @@ def _exclusive(a, b) -> bool:
     return False
 
 
-def _locks_held_over(locks: list[tuple[int, str]], deferred_lines: list[int]) -> list[tuple[int, str]]:
-    """The lock calls of a lock held where a deferred request is made (taken before it, released after it or never)."""
+def _release_set(name: str) -> frozenset[str]:
+    return next((r for r in _PAIRS.values() if name in r), frozenset())
+
+
+def _locks_held_over(locks: list["LockCall"], deferred_lines: list[int]) -> list[tuple[int, str]]:
+    """Lock calls of a lock held where a deferred request is made: taken before it, and not
+    released on the way to it (a release in an early-return branch does not end it on this path)."""
     out = []
-    for line, name in locks:
-        release = _PAIRS.get(name)
-        if release is None:
-            continue
+    for take in (lock for lock in locks if lock.name in _PAIRS):
+        release = _PAIRS[take.name]
         for at in deferred_lines:
-            released = [ln for ln, other in locks if other in release and ln > line]
-            if line < at and (not released or min(released) > at):
-                out.append((line, name))
-                out += [(ln, other) for ln, other in locks if other in release and ln > at][:1]
+            ends = [lock.line for lock in locks if lock.name in release and not lock.exit_path and take.line < lock.line]
+            if take.line < at and not any(line < at for line in ends):
+                out.append((take.line, take.name))
+                out += [(lock.line, lock.name) for lock in locks if lock.name in release and lock.line > at][:1]
     return sorted(set(out))
 
 
-def unbalanced(locks: list[tuple[int, str]]) -> tuple[int, str] | None:
-    """The first call of a lock one body takes more (or fewer) times than it releases; None when balanced."""
-    groups: dict[frozenset[str], tuple[list, list]] = {}
-    for line, name in locks:
-        if name in _PAIRS:
-            groups.setdefault(_PAIRS[name], ([], []))[0].append((line, name))
-        for release in {r for r in _PAIRS.values() if name in r}:
-            groups.setdefault(release, ([], []))[1].append((line, name))
-    for taken, freed in groups.values():
-        if len(taken) != len(freed):
-            return (taken or freed)[0]
+def unbalanced(locks: list["LockCall"]) -> tuple[int, str] | None:
+    """The first lock one body takes without releasing it on its way out, or releases without taking."""
+    for take in (lock for lock in locks if lock.name in _PAIRS and _PAIRS[lock.name]):
+        if not any(lock.name in _PAIRS[take.name] and not lock.exit_path and lock.line > take.line for lock in locks):
+            return take.line, take.name
+    taken = sum(1 for lock in locks if lock.name in _PAIRS)
+    main_releases = [lock for lock in locks if not lock.exit_path and lock.name not in _PAIRS]
+    if len(main_releases) > taken:
+        return main_releases[0].line, main_releases[0].name
     return None
+
+
+def _on_exit_path(node, body) -> bool:
+    """Inside a block (not the body itself) that ends by leaving the function: an early return."""
+    while node is not None and node != body:
+        if node.type == "compound_statement":
+            last = [c for c in node.named_children if c.type != "comment"][-1:]
+            if last and last[0].type in ("return_statement", "goto_statement"):
+                return True
+        node = node.parent
+    return False
 
 
 def _call(src, summary, node, body, vma, actions) -> None:
@@ -283,11 +312,12 @@ def _call(src, summary, node, body, vma, actions) -> None:
         if passes_vma and name.endswith("_vma_open"):
             summary.add(line, "e", "manual-open", f"{name}(vma) opens the mapping by hand: belongs in vm_ops->mapped")
             return
-        summary.pending.append(PendingCall(name, line, passes_vma))
+        summary.pending.append(PendingCall(name, line, passes_vma, args=tuple(
+            " ".join(src.text(a).split()) for a in args.named_children) if args is not None else ()))
         return
     spec = _RULES["kinds"][kind]
     if kind == "lock":
-        summary.locks.append((line, name))
+        summary.locks.append(LockCall(line, name, _on_exit_path(node, body)))
         return
     if kind in ACTION_KINDS:
         actions.append(node)
@@ -315,7 +345,7 @@ def _vma_use(src, summary, node, local) -> None:
     summary.add(line, "i", "vma-value", f"uses the vma pointer as a value: `{' '.join(src.text(parent).split())[:60]}`")
 
 
-def _write(src, summary, node, target, vma, local, arrays) -> None:
+def _write(src, summary, node, target, vma, local, arrays, positions) -> None:
     if target is None:
         return
     line = src.line(node)
@@ -342,7 +372,8 @@ def _write(src, summary, node, target, vma, local, arrays) -> None:
     if stores_vma:
         summary.add(line, "e", "stores-vma", f"stores the vma pointer in `{what}`: per-mapping state")
     else:
-        summary.add(line, "e", "writes-state", f"writes `{what}`, outside the mapping: per-mapping state unless proven idempotent")
+        summary.evidence.append(Evidence(line, "e", "writes-state", f"writes `{what}`, outside the mapping: "
+                                         "per-mapping state unless proven idempotent", positions.get(root_name)))
 
 
 def _array_locals(src, fn) -> set[str]:
@@ -355,6 +386,23 @@ def _array_locals(src, fn) -> set[str]:
                 if inner is not None and inner.type == "identifier":
                     out.add(src.text(inner))
     return out
+
+
+_ARGUMENT_ROOT = re.compile(r"\s*(&?)\s*\(?\s*([A-Za-z_]\w*)")
+
+
+def argument_memory(locals_: frozenset[str], arrays: frozenset[str], argument: str,
+                    positions: dict[str, int] | None = None):
+    """Whose memory a callee writes through `argument`: "local" (`&x` of an automatic local, a local
+    array), the index of the caller's parameter it is, or None (memory that outlives the call)."""
+    m = _ARGUMENT_ROOT.match(argument)
+    if m is None:
+        return None
+    addressed, root = m.group(1) == "&", m.group(2)
+    through_pointer = re.match(r"&?\s*\(?\s*\w+\s*->", argument)
+    if addressed and root in locals_ and not through_pointer or root in arrays:
+        return "local"
+    return (positions or {}).get(root)
 
 
 def absorb(caller: Summary, call: PendingCall, callee: Summary | None) -> None:
@@ -370,7 +418,7 @@ def absorb(caller: Summary, call: PendingCall, callee: Summary | None) -> None:
     for e in callee.evidence:
         caller.add(call.line, e.category, e.code, call.describe(f"via {callee.name}(): {e.message}"))
     caller.delegates_to.extend(callee.delegates_to)
-    caller.locks.extend((call.line, name) for _, name in callee.locks)
+    caller.locks.extend(LockCall(call.line, lock.name, False) for lock in callee.locks)
     for inner in callee.pending:
         if inner.passes_vma:
             # Deeper than one helper, the vma's path is not followed.

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from .classify import Summary, dead_branches
 from .edits import Edit, apply, inside
-from .source import SourceFile, count_errors, decode, find, function_declarator, function_name, parameters, parse
+from .source import SourceFile, count_errors, decode, encode, find, function_declarator, function_name, parameters, parse
 from .transforms import Context, Refusal, edits_for
+from .style import wrap_line
 from .transforms.action import action_edits, find_action
 
 NEW_SUFFIX = "_prepare"
@@ -78,8 +79,20 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
     if ctx.preamble:
         at = _leading_comment_start(src, fn)
         edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
+    edits = _wrapped(src, fn, edits)
     _check(src, fn, edits, vma)
     return FunctionPlan(name, new_name, edits)
+
+
+def _wrapped(src: SourceFile, fn, edits: list[Edit]) -> list[Edit]:
+    """Lines the rewrite made longer than 80 columns are wrapped; then the function is one edit."""
+    old_lines = set(src.data[fn.start_byte:fn.end_byte].split(b"\n"))
+    new = decode(_new_function(src, fn, edits)).split("\n")
+    wrapped = [line if encode(line) in old_lines else wrap_line(line) for line in new]
+    if wrapped == new:
+        return edits
+    outside = [e for e in edits if not inside(e, fn.start_byte, fn.end_byte)]
+    return outside + [Edit(fn.start_byte, fn.end_byte, "\n".join(wrapped))]
 
 
 def _is_dead(src: SourceFile, body, stmt) -> bool:
@@ -95,7 +108,10 @@ def _dead_code_edits(src: SourceFile, body) -> list[Edit]:
             continue
         if stmt.child_by_field_name("alternative") is not None:
             raise Refusal(src.line(stmt), "a constant condition with an else branch: remove the dead branch by hand")
-        edits.append(Edit(*src.line_span(stmt), ""))
+        start, end = src.line_span(stmt)
+        if src.data[start - 2:start] == b"\n\n" and src.data[end:end + 1] == b"\n":
+            end += 1   # a blank line on each side would leave two in a row
+        edits.append(Edit(start, end, ""))
     return edits
 
 

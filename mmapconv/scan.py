@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import classify, prefilter
-from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis
+from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis, at_call
 from .index import DefinitionIndex
 from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
@@ -381,11 +381,24 @@ def _same_dir_rank(a: str, b: str) -> int:
 
 
 def _prove_calls(summaries: list[classify.Summary], effects: EffectAnalysis) -> None:
-    """Each call no kind covers gets its effect through the tree; what is not proven safe is a reason."""
-    effects.prefetch({(c.callee, c.near or s.path) for s in summaries for c in s.pending})
+    """Each call no kind covers gets its effect through the tree; what is not proven safe is a reason.
+
+    Only for bodies whose own evidence allows conversion: a body that does
+    per-mapping or unknown work itself stays manual whatever its callees do,
+    and following them costs most of the analysis.
+    """
+    candidates = [s for s in summaries if set(s.categories) <= classify.AUTO_CATEGORIES]
     for s in summaries:
+        if s not in candidates:
+            s.pending = []
+    effects.prefetch({(c.callee, c.near or s.path) for s in candidates for c in s.pending})
+    for s in candidates:
         for call in s.pending:
             effect = effects.of_call(call.callee, call.near or s.path)
+            # Through a helper's helper the arguments are not this body's: only a direct call can pass `&local`.
+            # Through a helper's helper the arguments are not this body's: no local of it is passed.
+            effect = at_call(effect, call.args, frozenset() if call.via else s.locals,
+                             frozenset() if call.via else s.arrays)
             message = call.describe(effect.describe())
             if effect.level == "per-mapping-state":
                 s.add(call.line, "e", "per-mapping-state", message)

@@ -24,3 +24,46 @@ def wrap(indent: str, line: str, width: int = 80) -> str:
             current = candidate
     out.append(current)
     return ("\n" + cont).join(out)
+
+
+def _columns(text: str) -> int:
+    return len(text.expandtabs(8))
+
+
+def _align(column: int) -> str:
+    return "\t" * (column // 8) + " " * (column % 8)
+
+
+def wrap_condition(line: str, width: int = 80) -> str:
+    """`if (a && b)` past the width breaks after the last `&&`/`||` that fits, the rest under `(`."""
+    stripped = line.lstrip()
+    head = line[:len(line) - len(stripped)]
+    for keyword in ("if (", "while (", "} else if ("):
+        if stripped.startswith(keyword):
+            break
+    else:
+        return line
+    align = _columns(head + keyword)
+    depth, breaks = 0, []
+    for i, ch in enumerate(line):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 1 and line.startswith(("&& ", "|| "), i):
+            breaks.append(i + 2)
+    fitting = [b for b in breaks if _columns(line[:b].rstrip()) <= width]
+    if not fitting:
+        return line
+    at = fitting[-1]
+    rest = line[at:].lstrip()
+    return line[:at].rstrip() + "\n" + _align(align) + rest
+
+
+def wrap_line(line: str, width: int = 80) -> str:
+    """One long line the converter made, in kernel style: a condition at its `&&`, else a call at its commas."""
+    if _columns(line) <= width:
+        return line
+    wrapped = wrap_condition(line, width)
+    if wrapped != line:
+        return wrapped
+    stripped = line.lstrip()
+    return wrap(line[:len(line) - len(stripped)], stripped, width)

@@ -170,3 +170,12 @@ def test_rule_explains():
     assert run(rule_cmd, ["page-prot-after-action"]).stdout == result.stdout
     missing = run(rule_cmd, ["MMC999"])
     assert missing.exit_code == 2 and "MMC999" in missing.stderr
+
+
+def test_per_mapping_state_through_a_helper_chain():
+    """MMC207 follows a driver helper through its callees and names the chain that reaches the state."""
+    findings = [f for f in lint_paths([FIXTURES / "per_mapping_wrapper.c"]).findings if f.code == "MMC207"]
+    assert [f.line for f in findings] == [30]
+    message = findings[0].message
+    assert "pmw_note_user() → pmw_account()" in message
+    assert "per_mapping_wrapper.c:17: list_add(): takes per-mapping state" in message

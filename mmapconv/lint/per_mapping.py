@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from ..classify import kind_of
+from ..effects import at_call
 from ..source import automatic_locals, find
 from .catalogue import KNOWLEDGE
 from .prepare import arguments, calls, member_chain, strip, writes
@@ -50,10 +51,12 @@ def _through_helpers(ctx: Context, fn):
         return
     unknown = [(name, call) for name, call in calls(ctx.src, fn.body) if kind_of(name) is None]
     ctx.effects.prefetch({(name, ctx.near) for name, _ in unknown})
+    locals_ = frozenset(automatic_locals(ctx.src, fn.body))
     for name, call in unknown:
-        effect = ctx.effects.of_call(name, ctx.near)
+        args = tuple(" ".join(ctx.src.text(a).split()) for a in arguments(call))
+        effect = at_call(ctx.effects.of_call(name, ctx.near), args, locals_, frozenset())
         if effect.level == "per-mapping-state":
-            yield ctx.finding(call, "MMC207", what=f"{name}() {effect.describe()}")
+            yield ctx.finding(call, "MMC207", what=effect.describe())
 
 
 @register("MMC207")

@@ -101,7 +101,8 @@ def call_args(node) -> list:
 
 def fill(template: str, ctx: Context, values: dict[str, str]) -> str:
     """Put the descriptor and the named argument texts into a rules template, token by token."""
-    table = dict(values, DESC=ctx.desc)
+    # FILE: the function's own name for the file when it has one (it stays as a local), else the descriptor's.
+    table = dict(values, DESC=ctx.desc, FILE=ctx.file or f"{ctx.desc}->file")
     return re.sub(r"\b[A-Za-z_]\w*\b", lambda m: table.get(m.group(0), m.group(0)), template)
 
 
