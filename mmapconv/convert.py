@@ -15,6 +15,7 @@ import re
 import stat
 import tempfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .edits import Edit, OverlapError, apply
 from .plan import NEW_SUFFIX
 from .references import UnknownReference, reference_edits
 from . import prefilter
-from .scan import FunctionResult, ScanResult, analyze
+from .scan import FunctionResult, ScanResult, analyze, convertible_here
 from .source import SourceFile, count_errors, decode, find
 
 
@@ -109,7 +110,7 @@ class Converter:
     def run(self) -> Outcome:
         outcome = Outcome()
         candidates = [fn for fn in self.result.functions if fn.verdict == "auto"]
-        mentions = self._mentions([fn.function for fn in candidates if not fn.static and not fn.twin])
+        exported = [fn.function for fn in candidates if not fn.static and not fn.twin]
         planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
         for fn in self.result.functions:
             if fn.verdict != "auto":
@@ -117,11 +118,18 @@ class Converter:
                 outcome.refused.append(Refused(fn, first.line if first else fn.line,
                                                first.code if first else "manual",
                                                first.message if first else "manual"))
-                continue
-            try:
-                planned[id(fn)] = (fn, self._edits_for(fn, mentions.get(fn.function, [])))
-            except _Skip as skip:
-                outcome.refused.append(Refused(fn, skip.line, "references", f"{skip.path}:{skip.line}: {skip.message}"))
+        # The tree-wide search for other users of exported names is a second process: the
+        # static functions, which need none, are planned while it runs.
+        with ThreadPoolExecutor(1) as background:
+            searching = background.submit(self._mentions, exported)
+            for fn in sorted(candidates, key=lambda fn: fn.function in exported):
+                mentioned_in = searching.result().get(fn.function, []) if fn.function in exported else []
+                try:
+                    planned[id(fn)] = (fn, self._edits_for(fn, mentioned_in))
+                except _Skip as skip:
+                    outcome.refused.append(Refused(fn, skip.line, "references", f"{skip.path}:{skip.line}: {skip.message}"))
+        order = {id(fn): i for i, fn in enumerate(self.result.functions)}
+        outcome.refused.sort(key=lambda r: order[id(r.function)])
         self._settle(planned, outcome)
         return outcome
 
@@ -220,16 +228,13 @@ class Converter:
                        if p.type == "initializer_pair" and p.child_by_field_name("designator") is not None}
             if f".{TARGET_MEMBER}" in members and f".{TARGET_MEMBER}{NEW_SUFFIX}" in members:
                 return f"line {new.line(init)}: an initializer sets both .{TARGET_MEMBER} and .{TARGET_MEMBER}{NEW_SUFFIX}"
-        left = _convertible_here(analyze(new, {})) - _convertible_here(analyze(old, {}))
+        before = self.result.convertible.get(old.path)
+        if before is None:   # a file the scan did not analyse (a prototype's header, a caller)
+            before = convertible_here(analyze(old, {}, self.result.level))
+        left = convertible_here(analyze(new, {}, self.result.level)) - before
         if left:
             return f"converting again would change {sorted(left)[0]}"
         return None
-
-
-def _convertible_here(analysis) -> set[str]:
-    """Functions of a file that its own initializers name and the planner would convert."""
-    named = {i.function for i in analysis.instances if i.struct == TARGET_STRUCT}
-    return {s.name for ss in analysis.summaries.values() for s in ss if s.plan is not None and s.name in named}
 
 
 _NO_NEWLINE = b"\\ No newline at end of file\n"

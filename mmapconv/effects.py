@@ -20,6 +20,7 @@ from .index import Definition, DefinitionIndex
 LEVELS = ("pure", "logs", "marks", "balanced-lock", "unknown", "per-mapping-state")
 ALLOWED = frozenset(LEVELS[:4])
 MAX_DEPTH = 6
+HEADER_SEARCHES = 2
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,17 @@ class EffectAnalysis:
         all: a handful of searches for a tree instead of one per level.
         """
         depth = dict.fromkeys(calls, 0)
-        frontier, parked = set(calls), set()
+        frontier, parked, searches = set(calls), set(), 0
         while frontier or parked:
             if frontier:
                 missing = self.index.resolve_near(frontier)
                 parked |= missing
                 resolved, frontier = frontier - missing, set()
             else:
-                self.index.resolve_headers(parked)
+                # Each search of the include directories costs a tenth of a second or more;
+                # past HEADER_SEARCHES a name no nearer tier defines stays undefined (unknown).
+                self.index.resolve_headers(parked, search=searches < HEADER_SEARCHES)
+                searches += 1
                 resolved, parked = parked, set()
             for name, near in resolved:
                 if depth[(name, near)] + 1 >= MAX_DEPTH:

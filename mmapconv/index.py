@@ -281,14 +281,14 @@ class DefinitionIndex:
                 missing.add((name, near))
         return missing
 
-    def resolve_headers(self, missing: set[tuple[str, str]]) -> None:
+    def resolve_headers(self, missing: set[tuple[str, str]], search: bool = True) -> None:
         """Resolve the rest from include/ and the caller's arch's include/, in one byte search.
 
         A name defined nowhere nearer, and in no header, stays undefined: a
         non-static helper in another directory does real work of its own, and
         searching the whole tree costs more than the scan. Undefined is unknown.
         """
-        names = sorted({n for n, _ in missing})
+        names = sorted({n for n, _ in missing}) if search else []
         roots = sorted({d for _, near in missing for d in ("include", f"{_arch(near)}/include")})
         hits = self._hits([str(self.root / d) for d in roots if os.path.isdir(self.root / d)], names) if names else {}
         for name, near in missing:
@@ -327,7 +327,8 @@ class DefinitionIndex:
     def lookup(self, name: str, near: str) -> list[Definition]:
         key = (name, near)
         if key not in self._found:
-            self.resolve_headers(self.resolve_near({key}))
+            # Past what prefetch reached (the depth bound): near tiers only, no byte search per name.
+            self.resolve_headers(self.resolve_near({key}), search=False)
         return self._found[key]
 
 

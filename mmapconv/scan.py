@@ -104,6 +104,10 @@ class ScanResult:
     functions: list[FunctionResult]
     errors: list[ScanError]
     all_instances: list[ResolvedInstance]  # every ops struct, for --all-ops
+    # Per file, the functions its own initializers name that the planner converts: what
+    # convert's "converting again changes nothing" check compares a converted file with.
+    convertible: dict[str, set[str]] = field(default_factory=dict)
+    level: str = "newest"
 
     @property
     def hubs(self) -> list[tuple[str, int]]:
@@ -345,7 +349,7 @@ class Scanner:
             background.shutdown()
             if pool is not None:
                 pool.shutdown()
-        return link(self.root, results, errors, self.effects)
+        return link(self.root, results, errors, self.effects, self.level)
 
     @staticmethod
     def _missing_definitions(results: list[FileResult], index, seen: set[str]) -> set[str]:
@@ -409,8 +413,14 @@ def _prove_calls(summaries: list[classify.Summary], effects: EffectAnalysis) -> 
         s.pending = []
 
 
+def convertible_here(analysis: FileResult) -> set[str]:
+    """Functions of a file that its own initializers name and the planner would convert."""
+    named = {i.function for i in analysis.instances if i.struct == TARGET_STRUCT}
+    return {s.name for ss in analysis.summaries.values() for s in ss if s.plan is not None and s.name in named}
+
+
 def link(root: Path, results: list[FileResult], errors: list[ScanError],
-         effects: EffectAnalysis | None = None) -> ScanResult:
+         effects: EffectAnalysis | None = None, level: str = "newest") -> ScanResult:
     """Resolve instances to functions across files, fold in cross-file helpers, prove the calls."""
     effects = effects or EffectAnalysis(DefinitionIndex(root))
     errors = list(errors) + [e for r in results for e in r.errors]
@@ -504,4 +514,4 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError],
         fn.verdict = "auto" if fn.twin or convertible and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
     ordered = sorted(fops_functions.values(), key=lambda f: (f.path, f.line))
     errors.sort(key=lambda e: e.path)
-    return ScanResult(root, fops, ordered, errors, every)
+    return ScanResult(root, fops, ordered, errors, every, {r.path: convertible_here(r) for r in results}, level)

@@ -112,7 +112,14 @@ def _movable(ctx: Context, stmt) -> bool:
         return False
     expr = stmt.named_children[0]
     if expr.type == "call_expression":
-        return call_name(ctx, expr) in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod")
+        name = call_name(ctx, expr)
+        if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
+            return True
+        # The request is deferred: what ran after the remap runs before it either way. A call that
+        # logs, reads or marks (or that the effect analysis must still prove so) may move above it;
+        # one that is handed the vma may not.
+        return name is not None and not any(ctx.is_vma(a) for a in call_args(expr)) and \
+            classify.kind_of(name) in (*classify.SILENT_KINDS, "marks", None)
     if expr.type == "assignment_expression":
         return vma_field(ctx, expr.child_by_field_name("left")) in ("vm_ops", "vm_private_data", "vm_flags")
     return False
