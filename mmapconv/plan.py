@@ -13,7 +13,7 @@ from .classify import Summary, dead_branches
 from .edits import Edit, apply, inside
 from .source import SourceFile, count_errors, decode, encode, find, function_declarator, function_name, parameters, parse
 from .transforms import Context, Refusal, edits_for
-from .style import wrap_line
+from .style import realign, wrap_line
 from .transforms.action import action_edits, find_action
 
 NEW_SUFFIX = "_prepare"
@@ -85,10 +85,14 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
 
 
 def _wrapped(src: SourceFile, fn, edits: list[Edit]) -> list[Edit]:
-    """Lines the rewrite made longer than 80 columns are wrapped; then the function is one edit."""
+    """Lines the rewrite made longer than 80 columns are wrapped, and the continuation lines under a
+    parenthesis it moved are realigned; then the function is one edit."""
     old_lines = set(src.data[fn.start_byte:fn.end_byte].split(b"\n"))
     new = decode(_new_function(src, fn, edits)).split("\n")
-    wrapped = [line if encode(line) in old_lines else wrap_line(line) for line in new]
+    changed = {i for i, line in enumerate(new) if encode(line) not in old_lines}
+    wrapped = "\n".join(line if i not in changed else wrap_line(line) for i, line in enumerate(new)).split("\n")
+    changed = {i for i, line in enumerate(wrapped) if encode(line) not in old_lines}
+    wrapped = realign(wrapped, changed)
     if wrapped == new:
         return edits
     outside = [e for e in edits if not inside(e, fn.start_byte, fn.end_byte)]
@@ -121,45 +125,57 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
     Only a helper that nothing else references, that takes the vma as a plain
     parameter and that requests no mapping itself (the request must stay the
     callback's last act) qualifies; any other is left to the leftover check.
+    A helper defined once per configuration (`#ifdef CONFIG_MMU` ... `#else`)
+    converts in every definition.
     """
-    definitions = {function_name(src, d): d for d in find(src.root, "function_definition")}
+    definitions: dict[str, list] = {}
+    for d in find(src.root, "function_definition"):
+        definitions.setdefault(function_name(src, d), []).append(d)
     edits = []
     for call in find(fn.child_by_field_name("body"), "call_expression"):
         callee = call.child_by_field_name("function")
         args = call.child_by_field_name("arguments").named_children
         positions = [i for i, a in enumerate(args) if ctx.is_vma(a)]
         name = src.text(callee) if callee.type == "identifier" else None
-        helper = definitions.get(name)
-        if not positions or helper is None or helper == fn:
+        helpers = definitions.get(name, [])
+        if not positions or not helpers or fn in helpers:
             continue
         uses = [n for n in find(src.root, "identifier") if src.text(n) == name]
-        if len(uses) != 2 or sum(1 for d in find(src.root, "function_definition") if function_name(src, d) == name) != 1:
+        if len(uses) != len(helpers) + 1:
             raise Refusal(src.line(call), f"hands the vma to {name}(), which is also used elsewhere")
-        params = parameters(src, helper)
-        index = positions[0]
-        if len(positions) != 1 or index >= len(params) or "vm_area_struct" not in params[index][0]:
-            raise Refusal(src.line(call), f"hands the vma to {name}() in a way mmapconv does not follow")
-        hbody = helper.child_by_field_name("body")
-        hctx = Context(src, helper, params[index][1], None, level, new_name=name)
-        if any(src.text(n) == "desc" for n in find(hbody, "identifier")):
-            raise Refusal(src.line(helper), f"{name}() already uses the name `desc`")
-        if find_action(hctx, hbody) is not None:
-            raise Refusal(src.line(helper), f"{name}() requests the mapping itself; it must stay the callback's last act")
-        declarator = function_declarator(helper)
-        pnode = [p for p in declarator.child_by_field_name("parameters").named_children
-                 if p.type == "parameter_declaration"][index]
-        edits.append(Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"))
         new_name = helper_name(name)
         if re.search(rb"\b" + new_name.encode() + rb"\b", src.data):
-            raise Refusal(src.line(helper), f"{new_name} already exists in this file")
-        name_node = declarator.child_by_field_name("declarator")
-        edits.append(Edit(name_node.start_byte, name_node.end_byte, new_name))
+            raise Refusal(src.line(helpers[0]), f"{new_name} already exists in this file")
+        for helper in helpers:
+            edits += _helper_definition_edits(src, helper, name, new_name, positions, call, level)
         ctx.renamed[callee.id] = new_name
-        edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"}, (name, new_name))
-        for stmt in hbody.named_children:
-            edits += edits_for(hctx, stmt)
-        _check(src, helper, edits, hctx.vma)
-        ctx.passes_desc.add(args[index].id)
+        ctx.passes_desc.add(args[positions[0]].id)
+    return edits
+
+
+def _helper_definition_edits(src: SourceFile, helper, name: str, new_name: str, positions: list[int], call,
+                             level: str) -> list[Edit]:
+    """One definition of a helper converted with its callback: renamed, its vma parameter the descriptor."""
+    params = parameters(src, helper)
+    index = positions[0]
+    if len(positions) != 1 or index >= len(params) or "vm_area_struct" not in params[index][0]:
+        raise Refusal(src.line(call), f"hands the vma to {name}() in a way mmapconv does not follow")
+    hbody = helper.child_by_field_name("body")
+    hctx = Context(src, helper, params[index][1], None, level, new_name=name)
+    if any(src.text(n) == "desc" for n in find(hbody, "identifier")):
+        raise Refusal(src.line(helper), f"{name}() already uses the name `desc`")
+    if find_action(hctx, hbody) is not None:
+        raise Refusal(src.line(helper), f"{name}() requests the mapping itself; it must stay the callback's last act")
+    declarator = function_declarator(helper)
+    pnode = [p for p in declarator.child_by_field_name("parameters").named_children
+             if p.type == "parameter_declaration"][index]
+    name_node = declarator.child_by_field_name("declarator")
+    edits = [Edit(pnode.start_byte, pnode.end_byte, "struct vm_area_desc *desc"),
+             Edit(name_node.start_byte, name_node.end_byte, new_name)]
+    edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"}, (name, new_name))
+    for stmt in hbody.named_children:
+        edits += edits_for(hctx, stmt)
+    _check(src, helper, edits, hctx.vma)
     return edits
 
 

@@ -1,6 +1,8 @@
 """Kernel coding style for the text mmapconv writes: 80 columns, tabs of 8."""
 from __future__ import annotations
 
+import re
+
 from .source import split_top_level
 
 
@@ -67,3 +69,38 @@ def wrap_line(line: str, width: int = 80) -> str:
         return wrapped
     stripped = line.lstrip()
     return wrap(line[:len(line) - len(stripped)], stripped, width)
+
+
+_QUOTED = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|//.*$')
+
+
+def _open_parens(line: str, stack: list[int]) -> list[int]:
+    """The columns just after each `(` still open at the end of `line`, continuing `stack`."""
+    stack = list(stack)
+    text = _QUOTED.sub(lambda m: " " * len(m.group(0)), line)
+    column = 0
+    for ch in text:
+        column = column + 8 - column % 8 if ch == "\t" else column + 1
+        if ch == "(":
+            stack.append(column)
+        elif ch == ")" and stack:
+            stack.pop()
+    return stack
+
+
+def realign(lines: list[str], changed: set[int]) -> list[str]:
+    """Continuation lines under a parenthesis that a changed line moved follow it to its new column."""
+    out, stack, moved = [], [], False
+    for i, line in enumerate(lines):
+        if stack and moved and line.strip():
+            line = _align(stack[-1]) + line.lstrip()
+        out.append(line)
+        before = len(stack)
+        stack = _open_parens(line, stack)
+        if i in changed:
+            moved = True
+        elif not stack or len(stack) < before:
+            moved = moved and bool(stack)
+        if not stack:
+            moved = False
+    return out
