@@ -245,10 +245,6 @@ def _exclusive(a, b) -> bool:
     return False
 
 
-def _release_set(name: str) -> frozenset[str]:
-    return next((r for r in _PAIRS.values() if name in r), frozenset())
-
-
 def _locks_held_over(locks: list["LockCall"], deferred_lines: list[int]) -> list[tuple[int, str]]:
     """Lock calls of a lock held where a deferred request is made: taken before it, and not
     released on the way to it (a release in an early-return branch does not end it on this path)."""

@@ -273,7 +273,9 @@ class DefinitionIndex:
             if (name, near) in self._found:
                 continue
             for tier in ([near], self._includes(near), self._directory(near)):
-                found = [d for rel in tier for d in self._definitions(rel, name)]
+                # Another .c file's static functions and macros are not what the compiler of `near` sees.
+                found = [d for rel in tier for d in self._definitions(rel, name)
+                         if rel == near or not rel.endswith(".c") or not d.macro and not _is_static(d)]
                 if found:
                     self._found[(name, near)] = found
                     break
