@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from . import classify, prefilter
 from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis, at_call
+from .hubs import plan_hubs
 from .index import DefinitionIndex
 from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
@@ -108,6 +109,7 @@ class ScanResult:
     # convert's "converting again changes nothing" check compares a converted file with.
     convertible: dict[str, set[str]] = field(default_factory=dict)
     level: str = "newest"
+    hub_plans: list = field(default_factory=list)   # hubs.HubPlan, most blocking first
 
     @property
     def hubs(self) -> list[tuple[str, int]]:
@@ -349,7 +351,9 @@ class Scanner:
             background.shutdown()
             if pool is not None:
                 pool.shutdown()
-        return link(self.root, results, errors, self.effects, self.level)
+        result = link(self.root, results, errors, self.effects, self.level)
+        result.hub_plans = plan_hubs(result, self.effects)
+        return result
 
     @staticmethod
     def _missing_definitions(results: list[FileResult], index, seen: set[str]) -> set[str]:

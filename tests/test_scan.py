@@ -454,7 +454,12 @@ def test_cli_json_shape():
     fns = {(f["path"], f["function"]): f for f in doc["functions"]}
     assert fns[("drivers/foo/foo_common.c", "foo_common_mmap")]["instances"] == 2
     assert fns[("drivers/misc/cat_e_alloc.c", "shadow_mmap")]["categories"] == ["e"]
-    assert {"function": "fixbuf_mmap_helper", "blocked_instances": 2} in doc["hubs"]
+    hubs = {hub["function"]: hub for hub in doc["hubs"]}
+    assert hubs["fixbuf_mmap_helper"]["blocked_instances"] == 2
+    assert hubs["fixbuf_mmap_helper"]["verdict"] == "not found"
+    stack = hubs["stack_backing_mmap"]
+    assert stack["verdict"] == "manual" and stack["definition"] == "drivers/stack/cat_f_stack.c:27"
+    assert [b["code"] for b in stack["blockers"]] == ["delegates"]
 
 
 def test_cli_json_all_ops_lists_other_structs():
@@ -489,8 +494,11 @@ def test_cli_text_format_every_line():
     res = _invoke([str(FIXTURES), "--format", "text"])
     lines = res.stdout.splitlines()
     callbacks = [ln for ln in lines if TEXT_LINE.match(ln)]
-    others = [ln for ln in lines if not TEXT_LINE.match(ln)]
+    others = [ln for ln in lines if not TEXT_LINE.match(ln) and ": hub: " not in ln]
     assert len(callbacks) == len(Scanner(FIXTURES).scan([FIXTURES]).functions)
+    assert [ln for ln in lines if ": hub: " in ln] == [
+        "-: hub: convert fixbuf_mmap_helper to unblock 2 instance(s): not found",
+    ]
     assert sorted(others) == [
         "drivers/misc/disc_null.c:17: NULL: null",
         "drivers/misc/disc_unresolved.c:12: vendor_blob_mmap: unresolved",

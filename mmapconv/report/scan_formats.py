@@ -36,7 +36,12 @@ def to_json(result: ScanResult, all_ops: bool = False) -> str:
             "delegates_to": fn.delegates_to, "instances": fn.instances,
             "definitions": len(fn.summaries),
         } for fn in result.functions],
-        "hubs": [{"function": name, "blocked_instances": n} for name, n in result.hubs],
+        "hubs": [{
+            "function": hub.function, "blocked_instances": hub.blocked_instances, "definition": hub.where or None,
+            "verdict": hub.verdict,
+            "blockers": [{"line": b.line, "category": b.category, "code": b.code, "message": b.message}
+                         for b in hub.blockers],
+        } for hub in result.hub_plans],
         "errors": [{"path": e.path, "message": e.message} for e in result.errors],
     }
     return json.dumps(doc, indent=2)
@@ -49,6 +54,7 @@ def to_text(result: ScanResult) -> str:
     for ri in result.instances:
         if ri.function is None:
             lines.append(f"{ri.instance.path}:{ri.instance.line}: {ri.instance.function}: {ri.resolution}")
+    lines += [f"{hub.where or '-'}: hub: {hub.describe()}" for hub in result.hub_plans if hub.blocked_instances > 1]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -97,13 +103,14 @@ def to_rich(result: ScanResult, console: Console) -> None:
         table.add_row(f"{fn.path}:{fn.line}", fn.function, f"[{style}]{fn.verdict}[/]",
                       ",".join(fn.categories), str(fn.instances), _reason(fn))
     console.print(table)
-    hubs = [h for h in result.hubs if h[1] > 1][:10]
+    hubs = [h for h in result.hub_plans if h.blocked_instances > 1]
     if hubs:
-        ht = Table(title="Hubs (delegation targets blocking several instances)")
-        ht.add_column("function")
-        ht.add_column("blocked instances")
-        for name, n in hubs:
-            ht.add_row(name, str(n))
+        ht = Table(title="Hub plan: convert these to unblock the callbacks that delegate to them")
+        for col in ("function", "unblocks", "verdict", "what blocks it"):
+            ht.add_column(col, overflow="fold")
+        for hub in hubs:
+            ht.add_row(hub.function, str(hub.blocked_instances), hub.verdict,
+                       "; ".join(f"line {b.line}: {b.message}" for b in hub.blockers))
         console.print(ht)
     for e in result.errors:
         console.print(f"[red]error[/]: {e.path}: {e.message}")
