@@ -24,6 +24,22 @@ class UnknownReference(Exception):
         self.path, self.line, self.message = path, line, message
 
 
+def _drop_extern(src: SourceFile, declarator) -> list[Edit]:
+    """`extern` on a prototype the conversion rewrites goes: checkpatch asks for it on every new line."""
+    declaration = declarator.parent
+    while declaration is not None and declaration.type not in ("declaration", "translation_unit"):
+        declaration = declaration.parent
+    if declaration is None or declaration.type != "declaration":
+        return []
+    for child in declaration.children:
+        if child.type == "storage_class_specifier" and src.text(child) == "extern":
+            end = child.end_byte
+            while src.data[end:end + 1] in (b" ", b"\t"):
+                end += 1
+            return [Edit(child.start_byte, end, "")]
+    return []
+
+
 def reference_edits(src: SourceFile, name: str, new_name: str, defined_here: bool,
                     covered: list[tuple[int, int]]) -> list[Edit]:
     """Edits for every use of `name` in `src` outside the `covered` byte ranges."""
@@ -52,6 +68,7 @@ def reference_edits(src: SourceFile, name: str, new_name: str, defined_here: boo
             params = parent.child_by_field_name("parameters")
             out += [Edit(node.start_byte, node.end_byte, new_name),
                     Edit(params.start_byte, params.end_byte, NEW_PARAMETERS)]
+            out += _drop_extern(src, parent)
             continue
         call = parent.parent if parent.type == "argument_list" else None
         if call is not None and call.type == "call_expression" and \

@@ -226,8 +226,17 @@ def _failure_branch(ctx: Context, branch, name: str) -> tuple[str, list[str]]:
             ctx.refuse(stmt, f"the failure branch of {name}() does more than log and return")
         indent = ctx.src.indent(stmt)
         text = ctx.src.text(stmt).replace("\n" + indent, "\n\t")
-        lines.append(text)
+        lines.append(_modern_printk(text))
     return error, lines
+
+
+_PRINTK_LEVEL = re.compile(r"\bprintk\s*\(\s*KERN_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG)\s*")
+
+
+def _modern_printk(text: str) -> str:
+    """`printk(KERN_ERR "...")` moved into a new hook is written as `pr_err("...")`, as checkpatch asks of new code."""
+    level = {"WARNING": "warn"}
+    return _PRINTK_LEVEL.sub(lambda m: f"pr_{level.get(m.group(1), m.group(1).lower())}(", text)
 
 
 def _unwrap_cond(ctx: Context, stmt):
