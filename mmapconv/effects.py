@@ -80,7 +80,7 @@ class EffectAnalysis:
         self._summaries: dict[int, classify.Summary] = {}
         self._memo: dict[tuple[str, str], Effect] = {}
 
-    def _summary(self, d: Definition) -> classify.Summary:
+    def _summary(self, d: Definition) -> classify.Summary | None:
         if id(d) not in self._summaries:
             self._summaries[id(d)] = classify.summarize(d.src, d.node)
         return self._summaries[id(d)]
@@ -109,7 +109,7 @@ class EffectAnalysis:
                 if depth[(name, near)] + 1 >= MAX_DEPTH:
                     continue
                 for d in self.index.lookup(name, near):
-                    for p in self._summary(d).pending:
+                    for p in getattr(self._summary(d), "pending", ()):
                         key = (p.callee, d.path)
                         if key not in depth:
                             depth[key] = depth[(name, near)] + 1
@@ -141,6 +141,8 @@ class EffectAnalysis:
 
     def _definition(self, d: Definition, stack: tuple[str, ...]) -> Effect:
         summary = self._summary(d)
+        if summary is None:
+            return Effect("unknown", (), f"{d.path}:{d.line}", "the definition does not parse as a function")
         params = {(e.param, f"{d.path}:{e.line}", e.message) for e in summary.evidence if e.param is not None}
         own = [self._evidence(d, e) for e in summary.evidence if e.param is None]
         held = classify.unbalanced(summary.locks)

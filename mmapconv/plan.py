@@ -44,6 +44,9 @@ def _leftover(text: bytes, tree, vma: str) -> tuple[int, str] | None:
 
 
 def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> FunctionPlan:
+    if fn.has_error:
+        # What the parser had to guess at, an edit could land in: only clean definitions convert.
+        raise Refusal(src.line(fn), "the definition does not parse cleanly")
     name = function_name(src, fn)
     params = parameters(src, fn)
     if len(params) != 2 or "vm_area_struct" not in params[1][0] or params[0][0].replace("const ", "") != "struct file*":

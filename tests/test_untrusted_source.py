@@ -138,3 +138,23 @@ def test_lint_reports_what_scan_could_not_parse(tmp_path):
     code, out, lint_err = invoke("lint", str(path))
     assert code == 2 and out == ""
     assert lint_err.strip() == f"mmapconv lint: {path}: line 3: could not parse the initializer around this `.mmap`"
+
+
+FUZZER_FINDS = {
+    # vm_flags_mod() with two arguments: an IndexError in the flags rewrite.
+    "flags-call-arity": b"static int x_mmap(struct file *file, struct vm_area_struct *vma)\n{\n\tvm_flags_mod(vma, VM_IO);\n"
+                        b"\treturn 0;\n}\n\nstatic const struct file_operations x_fops = {\n\t.mmap = x_mmap,\n};\n",
+    # A definition the parser only partly recovers: overlapping edits in the planner.
+    "broken-definition": b"int x_mmap(struct file *file, vm_area_struct *vma{r\nt s e.mmap=;",
+    # A callee defined without a return type (implicit int): no summary for the effect analysis.
+    "implicit-int-callee": b"helper(d)\n{\n}\n\nstatic int x_mmap(struct file *file, struct vm_area_struct *vma)\n{\n"
+                           b"\thelper(file);\n\treturn 0;\n}\n\nstatic const struct file_operations x_fops = {\n"
+                           b"\t.mmap = x_mmap,\n};\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUZZER_FINDS))
+def test_what_the_property_test_found(tmp_path, name):
+    path = write(tmp_path, FUZZER_FINDS[name])
+    for command, code, out, err in every_command(path):
+        assert code in (0, 1, 2) and "Traceback" not in err, (command, err)

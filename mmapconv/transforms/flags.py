@@ -65,6 +65,8 @@ def flag_call(ctx: Context, node) -> str | None:
     args = call_args(node)
     if not args or not ctx.is_vma(args[0]):
         ctx.refuse(node, f"{name}() on a vma other than the one being mapped")
+    if len(args) != (3 if name == "vm_flags_mod" else 2):
+        ctx.refuse(node, f"{name}() with {len(args)} arguments")
     statement = node.parent
     if name == "vm_flags_set":
         return _helper(ctx, "set", args[1], statement)
