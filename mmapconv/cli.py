@@ -13,7 +13,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from .convert import Converter, WriteError, patch_bytes, unified_diff, write_in_place
+from .convert import Converter, WriteError, write_in_place
+from .diff import patch_bytes, unified_diff
 from .report import scan_formats
 from .rules_data import load
 from .scan import Scanner
@@ -88,10 +89,15 @@ def scan(paths, fmt, all_ops, jobs):
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--write", is_flag=True, help="Rewrite the files in place instead of printing a diff.")
 @click.option("--check", is_flag=True, help="Exit 1 when anything would change; print nothing on stdout.")
-@click.option("--api", "level", type=click.Choice(sorted(load("api")["levels"])), default=load("api")["default"],
-              show_default=True, help="Target API level (see API.md).")
+@click.option("--api", "level", type=click.Choice(["auto", *sorted(load("api")["levels"])]), default="auto",
+              show_default=True, help="Target API level (see API.md); auto: the level of the kernel tree's headers.")
 @click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
-def convert(paths, write, check, level, jobs):
+@click.option("--format-patch", "series_dir", metavar="DIR", default=None,
+              help="Write a patch series instead: DIR/0000-cover-letter.patch and one patch per driver.")
+@click.option("--stdout", "series_stdout", is_flag=True, help="Write the series as one mbox on stdout.")
+@click.option("--signoff", metavar='"NAME <MAIL>"', default=None,
+              help="Author and Signed-off-by of the series (default: git config user.name/user.email).")
+def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff):
     """Rewrite the safe .mmap callbacks under PATHS into .mmap_prepare.
 
     Prints a unified diff relative to the tree root (for git apply or patch -p1)
@@ -101,6 +107,14 @@ def convert(paths, write, check, level, jobs):
     a file (then none is changed); 2 usage error.
     """
     targets = default_paths(paths)
+    level = _target_level(targets, level)
+    if series_dir is not None or series_stdout:
+        if write or check or (series_dir is not None and series_stdout):
+            raise click.UsageError("--format-patch DIR, --stdout, --write and --check exclude each other")
+        from . import format_patch
+        sys.exit(format_patch.run(targets, series_dir, series_stdout, signoff, level, load("api")["default"], jobs))
+    if signoff is not None:
+        raise click.UsageError("--signoff goes with --format-patch DIR or --stdout")
     root = tree_root(targets)
     result = Scanner(root, jobs, level=level).scan(targets)
     for e in result.errors:
@@ -125,6 +139,18 @@ def convert(paths, write, check, level, jobs):
         click.echo(f"internal error: {problem}", err=True)
     _convert_summary(outcome, Console(stderr=True, soft_wrap=True))
     sys.exit(1 if (check and outcome.changes) or result.errors else 0)
+
+
+def _target_level(targets: list[Path], asked: str) -> str:
+    """`auto`: the level of the kernel tree's headers. A tree without mmap_prepare at all gets the
+    newest level (or the one asked), and one line on stderr saying the output needs a newer core."""
+    from .api_level import AUTO, detect_tree
+    detected = detect_tree(tree_root(targets))
+    level = str(detected) if asked == AUTO else asked
+    if not detected.detection.has_hook:
+        click.echo(f"mmapconv convert: {detected.detection.tree} has no mmap_prepare: the conversion is for "
+                   f"the {level} API and builds only on a kernel that has it", err=True)
+    return level
 
 
 def _convert_summary(outcome, console: Console) -> None:

@@ -9,7 +9,6 @@ drops the functions that touched it, as an internal error.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 import stat
@@ -235,38 +234,6 @@ class Converter:
         if left:
             return f"converting again would change {sorted(left)[0]}"
         return None
-
-
-_NO_NEWLINE = b"\\ No newline at end of file\n"
-
-
-def unified_diff(changes: dict[str, tuple[bytes, bytes]]) -> str:
-    """One patch for all changes, paths relative to the tree root (`git apply`, `patch -p1`).
-
-    Built on bytes, split on b"\\n" only, as git splits: a form feed, a lone CR
-    or U+2028 stays inside its line, and a file in any encoding comes out byte
-    for byte. The patch is returned decoded as UTF-8 with surrogateescape;
-    encode it the same way to print it (`patch_bytes`).
-    """
-    out = []
-    for path, (old, new) in sorted(changes.items()):
-        name = os.fsencode(path)
-        out.append(b"diff --git a/%s b/%s\n" % (name, name))
-        hunks = difflib.diff_bytes(difflib.unified_diff, _lines(old), _lines(new), b"a/" + name, b"b/" + name, n=3)
-        # Only a file's last line can lack its newline; git wants that said, or it calls the patch corrupt.
-        out.extend(line if line.endswith(b"\n") else line + b"\n" + _NO_NEWLINE for line in hunks)
-    return b"".join(out).decode("utf-8", "surrogateescape")
-
-
-def patch_bytes(diff: str) -> bytes:
-    """The bytes of a patch from unified_diff, for a binary stream."""
-    return diff.encode("utf-8", "surrogateescape")
-
-
-def _lines(data: bytes) -> list[bytes]:
-    """Lines as git sees them: each ends with b"\\n" but a last one the file does not end."""
-    parts = data.split(b"\n")
-    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 class WriteError(Exception):

@@ -178,6 +178,7 @@ def _helper_definition_edits(src: SourceFile, helper, name: str, new_name: str, 
     edits += _kernel_doc_edits(src, helper, {hctx.vma: "desc"}, (name, new_name))
     for stmt in hbody.named_children:
         edits += edits_for(hctx, stmt)
+    edits = _wrapped(src, helper, edits)
     _check(src, helper, edits, hctx.vma)
     return edits
 

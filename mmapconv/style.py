@@ -46,14 +46,18 @@ def wrap_condition(line: str, width: int = 80) -> str:
     else:
         return line
     align = _columns(head + keyword)
-    depth, breaks = 0, []
-    for i, ch in enumerate(line):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 1 and line.startswith(("&& ", "|| "), i):
-            breaks.append(i + 2)
-    fitting = [b for b in breaks if _columns(line[:b].rstrip()) <= width]
-    if not fitting:
+    # Break after a logical operator of the condition, else after a comparison.
+    for operators in (("&& ", "|| "), ("<= ", ">= ", "== ", "!= ", "< ", "> ")):
+        depth, breaks = 0, []
+        for i, ch in enumerate(line):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 1 and line[i - 1:i] == " " and line.startswith(operators, i) and line[i - 1:i + 2] not in (" <<", " >>"):
+                breaks.append(i + line.index(" ", i) - i)
+        fitting = [b for b in breaks if _columns(line[:b].rstrip()) <= width]
+        if fitting:
+            break
+    else:
         return line
     at = fitting[-1]
     rest = line[at:].lstrip()
@@ -68,7 +72,8 @@ def wrap_line(line: str, width: int = 80) -> str:
     if wrapped != line:
         return wrapped
     stripped = line.lstrip()
-    return wrap(line[:len(line) - len(stripped)], stripped, width)
+    indent = line[:len(line) - len(stripped)]
+    return indent + wrap(indent, stripped, width)
 
 
 _QUOTED = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|//.*$')

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mmapconv.cli import main
-from mmapconv.convert import WriteError, patch_bytes, unified_diff, write_in_place
+from mmapconv.convert import WriteError, write_in_place
+from mmapconv.diff import patch_bytes, unified_diff
 
 # A small file convert rewrites: `{` opens the callback's body, its last line is `};`.
 FIXTURE = (Path(__file__).resolve().parent.parent / "fixtures" / "convert" / "remap_full_direct" / "before"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mmapconv.convert import Converter, patch_bytes, unified_diff, write_in_place
+from mmapconv.convert import Converter, write_in_place
+from mmapconv.diff import patch_bytes, unified_diff
 from mmapconv.scan import Scanner
 
 pytestmark = pytest.mark.realtree

@@ -1,6 +1,11 @@
-"""MMC204-MMC206: how an mmap_prepare function requests its one action."""
+"""MMC204-MMC206: how an mmap_prepare function requests its one action.
+
+MMC204 and MMC206 check hooks and the helpers they hand the descriptor to;
+MMC205 (one action per path) only hooks: a helper's action is one of its caller's.
+"""
 from __future__ import annotations
 
+from . import vma_use  # noqa: F401  (registers MMC210: engine.py imports the rule modules it knows)
 from .catalogue import KNOWLEDGE
 from .prepare import calls, is_desc_member, member_chain, same_path, writes
 from .registry import Context, register
@@ -14,12 +19,12 @@ def action_calls(ctx: Context, fn):
 
 @register("MMC204")
 def action_field_write(ctx: Context):
-    for fn in ctx.prepare_functions:
+    for fn in ctx.desc_functions:
         for _, target in writes(fn.body):
             chain = member_chain(ctx.src, target)
             if chain is None or chain[0] != fn.desc or chain[1][:1] != ["action"]:
                 continue
-            if len(chain[1]) > 1 and chain[1][1] in _ACTIONS["hooks"]:
+            if len(chain[1]) > 1 and chain[1][1] in _ACTIONS["driver_members"]:
                 continue
             yield ctx.finding(target, "MMC204", target=ctx.src.text(target))
 
@@ -36,7 +41,7 @@ def several_actions(ctx: Context):
 
 @register("MMC206")
 def page_prot_after_action(ctx: Context):
-    for fn in ctx.prepare_functions:
+    for fn in ctx.desc_functions:
         found = action_calls(ctx, fn)
         for write, target in writes(fn.body):
             if not is_desc_member(ctx.src, target, fn.desc, "page_prot"):

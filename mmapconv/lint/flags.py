@@ -51,7 +51,7 @@ def _describe(template: str) -> str:
 @register("MMC201", "MMC202", "MMC203")
 def legacy_flags(ctx: Context):
     src, vma_flags = ctx.src, has_vma_flags(ctx.api)
-    for fn in ctx.prepare_functions:
+    for fn in ctx.desc_functions:
         reported = []   # spans already explained by a finding on the whole construct
         for name, call in calls(src, fn.body, names=_CALLS):
             yield ctx.finding(call, "MMC202", call=name, replacement=_replacement(src, name, call, fn.desc, ctx.api))

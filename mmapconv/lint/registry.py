@@ -60,6 +60,12 @@ class Context:
                        fix_safety or rule.fix_safety)
 
     @cached_property
+    def desc_functions(self):
+        """The mmap_prepare hooks and the helpers they call with the descriptor (prepare.PrepareFunction)."""
+        from .prepare import desc_functions
+        return desc_functions(self.src)
+
+    @cached_property
     def prepare_functions(self):
-        from .prepare import prepare_functions
-        return prepare_functions(self.src)
+        """The mmap_prepare hooks alone."""
+        return [f for f in self.desc_functions if f.kind == "hook"]

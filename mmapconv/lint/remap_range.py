@@ -93,7 +93,7 @@ def problem(start: Form, size: Form) -> str | None:
 @register("MMC208")
 def remap_outside(ctx: Context):
     src = ctx.src
-    for fn in ctx.prepare_functions:
+    for fn in ctx.desc_functions:
         for name, call in calls(src, fn.body, names=KNOWLEDGE["actions"]["ranged"]):
             args = arguments(call)
             if len(args) != 4:

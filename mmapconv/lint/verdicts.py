@@ -3,9 +3,18 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import MmapUse
+
+
+@dataclass
+class ScanFacts:
+    """What one scanner run tells the linter."""
+    uses: dict[Path, list[MmapUse]]     # `.mmap` users per resolved file path, with verdicts
+    errors: dict[Path, str]             # the scanner's error per resolved file path it could not handle
+    effects: object = None              # its effect analysis, for rules that ask what a helper does
 
 
 def _reason(function) -> str:
@@ -13,17 +22,21 @@ def _reason(function) -> str:
     return f"{first.message} (line {first.line})" if first else ""
 
 
-def scan_mmap_uses(files: list[Path]):
-    """`.mmap` users per resolved file path, with verdicts; the scanner's error per file it could not
-    handle; and the scanner's effect analysis, for the rules that ask what a helper does."""
+def scan_root(paths: list[Path]) -> Path:
+    """The directory a scan of `paths` (resolved) is relative to."""
+    return Path(os.path.commonpath([p if p.is_dir() else p.parent for p in paths]))
+
+
+def scan_mmap_uses(paths: list[Path], level: str = "newest", jobs: int | None = None) -> ScanFacts:
+    """Scan files and directories (resolved paths): directories go through the scanner's byte
+    prefilter (grep), so a tree costs what `mmapconv scan` costs."""
     from ..scan import Scanner
 
-    if not files:
-        return {}, {}, None
-    resolved = [f.resolve() for f in files]
-    root = Path(os.path.commonpath([p.parent for p in resolved]))
-    scanner = Scanner(root)
-    result = scanner.scan(resolved)
+    if not paths:
+        return ScanFacts({}, {}, None)
+    root = scan_root(paths)
+    scanner = Scanner(root, jobs, level=str(level))
+    result = scanner.scan(paths)
     uses: dict[Path, list[MmapUse]] = defaultdict(list)
     for item in result.instances:
         instance, function, resolution = item.instance, item.function, item.resolution
@@ -37,7 +50,7 @@ def scan_mmap_uses(files: list[Path]):
             verdict = function.verdict
             use = MmapUse(instance.line, instance.function, verdict, _reason(function) if verdict == "manual" else "")
         uses[(root / instance.path).resolve()].append(use)
-    errors = {}
+    errors: dict[Path, str] = {}
     for error in result.errors:
         errors.setdefault((root / error.path).resolve(), error.message)
-    return uses, errors, scanner.effects
+    return ScanFacts(dict(uses), errors, scanner.effects)
