@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import prefilter
+from . import api_level, prefilter
 from .source import InputError, SourceFile, find, function_name
 
 _BATCH = 64
@@ -33,11 +33,10 @@ class Definition:
 
 
 def kernel_root(root: Path) -> Path:
-    """The tree the compiler sees: the scan root, or the kernel tree above it."""
-    for candidate in (root, *root.resolve().parents):
-        if (candidate / "include" / "linux").is_dir() and (candidate / "Makefile").is_file():
-            return candidate
-    return root
+    """The tree the compiler sees: the kernel tree at or above the scan root (the one API detection
+    finds, so tools/ is not taken for one), else the scan root itself."""
+    found = api_level.kernel_root(root)
+    return found if found is not None else root
 
 
 def _skip_literal(data: bytes, i: int) -> int:

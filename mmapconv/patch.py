@@ -45,6 +45,7 @@ from unidiff.constants import DEV_NULL, RE_PATCH_FILE_PREFIX
 from unidiff.errors import UnidiffParseError
 
 from . import prefilter
+from .api_level import at_patch
 from .lint.catalogue import DEFAULT_API, KNOWLEDGE, RULES
 from .lint.engine import SOURCE_SUFFIXES, lint_paths
 from .lint.finding import Finding
@@ -747,7 +748,7 @@ def _check_tree(parsed: list[tuple[Patch, object]], tree: Path, api: str, hooks:
                 continue
             changes = {path: _applied_change(path, pf, work, _file_offsets(offsets, path, pf))
                        for path, pf in patched_files.items()}
-            linted = _lint(patch, [work / p for p in patched_files], api, work)
+            linted = _lint(patch, [work / p for p in patched_files], at_patch(api, n - 1), work)
             findings += _patch_findings(linted, patch, changes, _new_hooks(files))
     return findings
 
@@ -814,5 +815,7 @@ def check_series(series: Series, tree: Path | None = None, api: str = DEFAULT_AP
         else:
             memory = _SeriesMemory()
             with known_hooks(hooks):
-                findings = [f for patch, files in parsed for f in _check_hunks(patch, files, api, memory)]
+                # A name the series defines is known from the patch that defines it on.
+                findings = [f for n, (patch, files) in enumerate(parsed)
+                            for f in _check_hunks(patch, files, at_patch(api, n), memory)]
     return Report("check-patch", _once(findings), patches=[p.subject for p in series.patches], notes=series.notes)

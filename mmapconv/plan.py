@@ -44,9 +44,11 @@ def _leftover(text: bytes, tree, vma: str) -> tuple[int, str] | None:
 
 
 def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> FunctionPlan:
-    if fn.has_error:
-        # What the parser had to guess at, an edit could land in: only clean definitions convert.
-        raise Refusal(src.line(fn), "the definition does not parse cleanly")
+    declarator = function_declarator(fn)
+    if declarator is None or declarator.has_error or fn.child_by_field_name("body") is None:
+        # The signature is what every edit hangs on: one the parser had to guess at is not rewritten.
+        # (A macro such as container_of(p, struct t, m) in the body is an ERROR the edits never touch.)
+        raise Refusal(src.line(fn), "the signature does not parse cleanly")
     name = function_name(src, fn)
     params = parameters(src, fn)
     if len(params) != 2 or "vm_area_struct" not in params[1][0] or params[0][0].replace("const ", "") != "struct file*":

@@ -5,7 +5,6 @@ MMC205 (one action per path) only hooks: a helper's action is one of its caller'
 """
 from __future__ import annotations
 
-from . import vma_use  # noqa: F401  (registers MMC210: engine.py imports the rule modules it knows)
 from .catalogue import KNOWLEDGE
 from .prepare import calls, is_desc_member, member_chain, same_path, writes
 from .registry import Context, register

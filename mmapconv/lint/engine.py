@@ -26,7 +26,7 @@ from pathlib import Path
 from .. import prefilter
 from ..api_level import AUTO, LEVELS, ApiLevel, Detection, chosen, detect_tree, kernel_root
 from ..source import InputError, SourceFile, check_text
-from . import actions, flags, names, ops_struct, per_mapping, remap_error, remap_range  # noqa: F401  (register)
+from . import actions, flags, names, ops_struct, per_mapping, remap_error, remap_range, vma_use  # noqa: F401  (register)
 from .catalogue import DEFAULT_API, KNOWLEDGE
 from .finding import Finding
 from .registry import CHECKS, Context, MmapUse

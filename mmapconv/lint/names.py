@@ -1,7 +1,7 @@
 """MMC301-MMC303: names that never landed, were renamed, or are missing at the API level."""
 from __future__ import annotations
 
-from ..source import find
+from ..source import ancestor, find
 from .catalogue import KNOWLEDGE
 from .registry import Context, register
 
@@ -10,9 +10,17 @@ _NAMES = KNOWLEDGE["names"]
 NAME_NODES = ("identifier", "field_identifier", "type_identifier")
 
 
-def _is_member(node) -> bool:
+def _is_vm_ops_member(src, node) -> bool:
+    """`.mapped` of a vm_operations_struct initializer, or `vm_ops->mapped`: other structs' members
+    of the same name (kvm's, powerpc's) are no API at all."""
     parent = node.parent
-    return node.type == "field_identifier" or (parent is not None and parent.type == "field_designator")
+    if parent is not None and parent.type == "field_designator":
+        holder = ancestor(node, "declaration", "compound_literal_expression")
+        return holder is not None and "vm_operations_struct" in src.text(holder.child_by_field_name("type") or holder)
+    if node.type == "field_identifier" and parent is not None and parent.type == "field_expression":
+        argument = parent.child_by_field_name("argument")
+        return argument is not None and src.text(argument).replace(" ", "").endswith("vm_ops")
+    return False
 
 
 @register("MMC301", "MMC302", "MMC303")
@@ -31,6 +39,6 @@ def unknown_names(ctx: Context):
         elif ctx.api in _NAMES["renamed"].get(name, {}):
             seen.add(key)
             yield ctx.finding(node, "MMC301", name=name, problem=_NAMES["renamed"][name][ctx.api])
-        elif name in missing or (f".{name}" in missing and _is_member(node)):
+        elif name in missing or (f".{name}" in missing and _is_vm_ops_member(src, node)):
             seen.add(key)
             yield ctx.finding(node, "MMC303", name=name, api=ctx.api)
