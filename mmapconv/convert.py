@@ -24,7 +24,7 @@ from .plan import NEW_SUFFIX
 from .references import UnknownReference, reference_edits
 from . import prefilter
 from .scan import FunctionResult, ScanResult, analyze, convertible_here
-from .source import SourceFile, count_errors, decode, find
+from .source import SourceFile, count_errors, decode
 
 
 
@@ -222,7 +222,7 @@ class Converter:
         new = SourceFile.from_bytes(old.path, new_data)
         if count_errors(new.root) > count_errors(old.root):
             return "the converted file has more parse errors than the original"
-        for init in find(new.root, "initializer_list"):
+        for init in new.find("initializer_list"):
             members = {new.text(p.child_by_field_name("designator")) for p in init.named_children
                        if p.type == "initializer_pair" and p.child_by_field_name("designator") is not None}
             if f".{TARGET_MEMBER}" in members and f".{TARGET_MEMBER}{NEW_SUFFIX}" in members:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .rules_data import load
-from .source import SourceFile, ancestor, decode, find, split_top_level
+from .source import SourceFile, ancestor, decode, split_top_level
 
 _DISCOVERY = load("discovery")
 MEMBERS = frozenset(_DISCOVERY["members"])
@@ -100,7 +100,7 @@ def _struct_of_initializer(src: SourceFile, node) -> str | None:
 def embedded_structs(src: SourceFile) -> dict[str, str]:
     """`outer.member` -> struct type, for struct members embedded by value."""
     out = {}
-    for spec in find(src.root, "struct_specifier"):
+    for spec in src.find("struct_specifier"):
         name, body = spec.child_by_field_name("name"), spec.child_by_field_name("body")
         if name is None or body is None:
             continue
@@ -116,7 +116,7 @@ def embedded_structs(src: SourceFile) -> dict[str, str]:
 
 def _direct_instances(src: SourceFile) -> list[Instance]:
     out = []
-    for pair in find(src.root, "initializer_pair"):
+    for pair in src.find("initializer_pair"):
         designator = pair.child_by_field_name("designator")
         value = pair.child_by_field_name("value")
         if designator is None or value is None or designator.type != "field_designator":
@@ -136,7 +136,7 @@ def _direct_instances(src: SourceFile) -> list[Instance]:
 
 def _macro_defs(src: SourceFile) -> tuple[list[MacroDef], dict[str, list[str]]]:
     macros, aliases = [], {}
-    for node in find(src.root, "preproc_def", "preproc_function_def"):
+    for node in src.find("preproc_def", "preproc_function_def"):
         name = src.text(node.child_by_field_name("name"))
         value = node.child_by_field_name("value")
         if value is None:

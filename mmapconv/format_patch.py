@@ -215,7 +215,7 @@ def cover_letter(units: list[Unit], messages: list[Message], outcome: Outcome, r
             + f", in {_count(len(units), 'patch', 'es')}, one per driver.")
     shared = sum(u.shared for u in units)
     if shared:
-        text += (f" Patch 1 changes code shared by several directories and comes first." if shared == 1 else
+        text += (" Patch 1 changes code shared by several directories and comes first." if shared == 1 else
                  f" Patches 1-{shared} change code shared by several directories and come first.")
     noted = [str(n) for n, m in enumerate(messages, 1) if commit_message.REVIEW_NOTE in m.body]
     if noted:

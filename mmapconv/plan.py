@@ -134,7 +134,7 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
     converts in every definition.
     """
     definitions: dict[str, list] = {}
-    for d in find(src.root, "function_definition"):
+    for d in src.find("function_definition"):
         definitions.setdefault(function_name(src, d), []).append(d)
     edits = []
     for call in find(fn.child_by_field_name("body"), "call_expression"):
@@ -145,7 +145,7 @@ def _helper_edits(src: SourceFile, fn, ctx: Context, level: str) -> list[Edit]:
         helpers = definitions.get(name, [])
         if not positions or not helpers or fn in helpers:
             continue
-        uses = [n for n in find(src.root, "identifier") if src.text(n) == name]
+        uses = src.identifiers_named(name)
         if len(uses) != len(helpers) + 1:
             raise Refusal(src.line(call), f"hands the vma to {name}(), which is also used elsewhere")
         new_name = helper_name(name)

@@ -11,7 +11,7 @@ import re
 
 from .edits import Edit
 from .rules_data import load
-from .source import SourceFile, find
+from .source import SourceFile
 
 _EXPORT = re.compile(r"EXPORT_SYMBOL\w*")
 _TWINS = load("calls")["twins"]
@@ -44,8 +44,8 @@ def reference_edits(src: SourceFile, name: str, new_name: str, defined_here: boo
                     covered: list[tuple[int, int]]) -> list[Edit]:
     """Edits for every use of `name` in `src` outside the `covered` byte ranges."""
     out = []
-    for node in find(src.root, "identifier"):
-        if src.text(node) != name or any(s <= node.start_byte and node.end_byte <= e for s, e in covered):
+    for node in src.identifiers_named(name):
+        if any(s <= node.start_byte and node.end_byte <= e for s, e in covered):
             continue
         parent = node.parent
         if parent.type == "function_declarator" and parent.parent is not None and \
@@ -76,7 +76,7 @@ def reference_edits(src: SourceFile, name: str, new_name: str, defined_here: boo
             out.append(Edit(node.start_byte, node.end_byte, new_name))
             continue
         raise UnknownReference(src.path, src.line(node), f"{name} is used here: `{' '.join(src.text(parent).split())[:60]}`")
-    for define in find(src.root, "preproc_def", "preproc_function_def"):
+    for define in src.find("preproc_def", "preproc_function_def"):
         value = define.child_by_field_name("value")
         if value is None:
             continue

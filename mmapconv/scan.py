@@ -14,7 +14,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from . import classify, prefilter
 from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis, at_call
@@ -24,7 +24,7 @@ from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, T
 from .plan import Refusal, plan_function
 from .references import UnknownReference, reference_edits
 from .rules_data import load
-from .source import InputError, SourceFile, ancestor, find, function_name
+from .source import InputError, SourceFile, function_name
 
 # Names of functions defined with a vma parameter, found without parsing.
 _VMA_DEFINITION = re.compile(
@@ -127,7 +127,7 @@ def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest")
     found = discover(src, macros)
     result = FileResult(src.path, found.instances, found.macros, found.aliases, embedded=found.embedded)
     definitions: dict[str, list] = defaultdict(list)
-    for fn in find(src.root, "function_definition"):
+    for fn in src.find("function_definition"):
         name = function_name(src, fn)
         if name:
             definitions[name].append(fn)
@@ -194,9 +194,9 @@ def _unparsed_members(src: SourceFile, instances, macros) -> list[ScanError]:
     if not matches:
         return []
     # `fops.mmap = fn;` at run time is a field expression outside any initializer: not an initializer.
-    runtime = {op.start_byte for fe in find(src.root, "field_expression")
+    runtime = {op.start_byte for fe in src.find("field_expression")
                for op in [fe.child_by_field_name("operator")] if op is not None}
-    in_initializer = _inside_any(matches, [(n.start_byte, n.end_byte) for n in find(src.root, "initializer_list")])
+    in_initializer = _inside_any(matches, [(n.start_byte, n.end_byte) for n in src.find("initializer_list")])
     errors = []
     for start in matches:
         node = src.root.descendant_for_byte_range(start, start + 1)

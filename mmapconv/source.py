@@ -113,11 +113,17 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+# The node types file-wide passes look for: SourceFile.find answers them from one query.
+_FILE_LEVEL_TYPES = ("function_definition", "struct_specifier", "initializer_pair", "initializer_list",
+                     "preproc_def", "preproc_function_def", "field_expression")
+
+
 @dataclass
 class SourceFile:
     path: str
     data: bytes
     tree: tree_sitter.Tree = field(repr=False)
+    _by_type: dict | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "SourceFile":
@@ -163,6 +169,26 @@ class SourceFile:
         start = self.data.rfind(b"\n", 0, node.start_byte) + 1
         end = self.data.find(b"\n", node.end_byte)
         return start, (len(self.data) if end < 0 else end + 1)
+
+    def find(self, *types: str) -> list[tree_sitter.Node]:
+        """Nodes of these types in the whole file, in source order: one query per file for all the
+        types the passes ask about (a query per pass was most of the analysis)."""
+        if self._by_type is None:
+            self._by_type = {t: [] for t in _FILE_LEVEL_TYPES}
+            for node in find(self.root, *_FILE_LEVEL_TYPES):
+                self._by_type[node.type].append(node)
+        if len(types) == 1:
+            return self._by_type[types[0]]
+        return sorted((n for t in types for n in self._by_type[t]), key=lambda n: (n.start_byte, -n.end_byte))
+
+    def identifiers_named(self, name: str) -> list[tree_sitter.Node]:
+        """The identifier nodes spelling `name`, found from the bytes (a query of every identifier is slow)."""
+        out = []
+        for m in re.finditer(rb"(?<![A-Za-z0-9_])" + re.escape(encode(name)) + rb"(?![A-Za-z0-9_])", self.data):
+            node = self.root.descendant_for_byte_range(m.start(), m.end())
+            if node is not None and node.type == "identifier" and node.start_byte == m.start() and node.end_byte == m.end():
+                out.append(node)
+        return out
 
     def line_of(self, offset: int) -> int:
         return bisect.bisect_left(self._newlines, offset) + 1

@@ -5,7 +5,7 @@ import re
 
 from ..classify import kind_of
 from ..effects import at_call
-from ..source import automatic_locals, find
+from ..source import automatic_locals
 from .catalogue import KNOWLEDGE
 from .prepare import arguments, calls, member_chain, strip, writes
 from .registry import Context, register
