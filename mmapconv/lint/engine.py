@@ -220,21 +220,6 @@ class LintResult:
     levels: list[Detection] = field(default_factory=list)   # the API levels the files were linted at
 
 
-def source_files(paths: list[Path]) -> list[Path]:
-    """The C files named or below the directories named; a missing path is an input error."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files.extend(Path(dirpath, f) for f in sorted(filenames) if f.endswith(SOURCE_SUFFIXES))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path}: no such file or directory")
-    return files
-
-
 def _walk_key(relative: str):
     """os.walk's order: a directory's files before its subdirectories, each sorted."""
     parts = relative.split("/")

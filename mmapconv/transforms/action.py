@@ -50,12 +50,6 @@ def _is_return(ctx: Context, node, value: str | None = None) -> bool:
     return value is None or (expr is not None and ctx.src.text(expr) == value)
 
 
-def _return_value(ctx: Context, node) -> str:
-    if node.type == "compound_statement":
-        node = [c for c in node.named_children if c.type != "comment"][0]
-    return ctx.src.text(node.named_children[0]) if node.named_children else ""
-
-
 def _whole_vma(ctx: Context, size_node, size_text: str, body) -> bool:
     """The length is provably the whole VMA: the size helper, a local set once to it, or after a check."""
     if _is_whole_size(ctx, size_text) or _checked_whole(ctx, size_node, body):
