@@ -159,9 +159,9 @@ def summarize(src: SourceFile, fn) -> Summary | None:
     body = fn.child_by_field_name("body")
     if body is None:
         return summary
-    local = automatic_locals(src, body) | {n for _, n in params if n and n not in (vma,)}
-    arrays = _array_locals(src, fn)
-    summary.locals, summary.arrays = frozenset(automatic_locals(src, body)), frozenset(arrays)
+    summary.locals, summary.arrays = frozenset(automatic_locals(src, body)), frozenset(_array_locals(src, fn))
+    local = summary.locals | {n for _, n in params if n and n not in (vma,)}
+    arrays = summary.arrays
     summary.params = tuple(n for _, n in params)
     positions = {n: i for i, (_, n) in enumerate(params) if n and n != vma}
     actions = []
@@ -251,8 +251,8 @@ def _locks_held_over(locks: list["LockCall"], deferred_lines: list[int]) -> list
     out = []
     for take in (lock for lock in locks if lock.name in _PAIRS):
         release = _PAIRS[take.name]
+        ends = [lock.line for lock in locks if lock.name in release and not lock.exit_path and take.line < lock.line]
         for at in deferred_lines:
-            ends = [lock.line for lock in locks if lock.name in release and not lock.exit_path and take.line < lock.line]
             if take.line < at and not any(line < at for line in ends):
                 out.append((take.line, take.name))
                 out += [(lock.line, lock.name) for lock in locks if lock.name in release and lock.line > at][:1]

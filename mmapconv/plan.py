@@ -62,11 +62,14 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
         raise Refusal(src.line(fn), "the body already uses the name `desc`")
     ctx = Context(src, fn, vma, file_param, level, new_name=new_name)
 
-    edits: list[Edit] = _helper_edits(src, fn, ctx, level) + _dead_code_edits(src, body)
-    handled: set[int] = {stmt.id for stmt in body.named_children if _is_dead(src, body, stmt)}
+    dead_spans = set(dead_branches(src, body))
+    dead = [stmt for stmt in body.named_children if _is_dead(stmt, dead_spans)]
+    edits: list[Edit] = _helper_edits(src, fn, ctx, level) + _dead_code_edits(src, dead)
+    handled: set[int] = {stmt.id for stmt in dead}
     call = find_action(ctx, body)
     if call is not None:
-        action, handled = action_edits(ctx, body, call)
+        action, covered = action_edits(ctx, body, call)
+        handled |= covered
         edits += action
     for stmt in body.named_children:
         if stmt.id not in handled:
@@ -104,17 +107,15 @@ def _wrapped(src: SourceFile, fn, edits: list[Edit]) -> list[Edit]:
     return outside + [Edit(fn.start_byte, fn.end_byte, "\n".join(wrapped))]
 
 
-def _is_dead(src: SourceFile, body, stmt) -> bool:
-    return stmt.type == "if_statement" and (stmt.child_by_field_name("consequence").start_byte,
-                                            stmt.child_by_field_name("consequence").end_byte) in dead_branches(src, body)
+def _is_dead(stmt, dead_spans: set[tuple[int, int]]) -> bool:
+    consequence = stmt.child_by_field_name("consequence") if stmt.type == "if_statement" else None
+    return consequence is not None and (consequence.start_byte, consequence.end_byte) in dead_spans
 
 
-def _dead_code_edits(src: SourceFile, body) -> list[Edit]:
+def _dead_code_edits(src: SourceFile, dead: list) -> list[Edit]:
     """`if (0) { ... }` directly in the body never runs: it goes, whole lines, and the locals only it used follow."""
     edits = []
-    for stmt in body.named_children:
-        if not _is_dead(src, body, stmt):
-            continue
+    for stmt in dead:
         if stmt.child_by_field_name("alternative") is not None:
             raise Refusal(src.line(stmt), "a constant condition with an else branch: remove the dead branch by hand")
         start, end = src.line_span(stmt)

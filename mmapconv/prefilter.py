@@ -49,20 +49,17 @@ def search(paths: list[str], strings: list[str], word: bool = False) -> tuple[li
     """Files under `paths` containing any of `strings`, and those that could not be read."""
     if not strings:
         return [], []
-    encoded = [s.encode() for s in strings]
-    if _use_grep(paths):
-        common = _common_part(strings)
-        if len(strings) == 1 or len(common) < _COMMON_ENOUGH:
-            return _grep(paths, ["-F", *(["-w"] if word else []), *(a for s in strings for a in ("-e", s))])
-        # GNU grep is several times slower on many fixed strings than on one: search their
-        # common part (`_mmap` of mmap callbacks' names), then check the few files it finds.
-        found, problems = _grep(paths, ["-F", "-e", common])
-        pattern = re.compile((rb"\b(?:%s)\b" if word else rb"(?:%s)") % b"|".join(re.escape(s) for s in encoded))
-        return [p for p in found if _matches(p, pattern)], problems
-    if word:
-        pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(s) for s in encoded) + rb")\b")
+    alternatives = b"|".join(re.escape(s.encode()) for s in strings)
+    pattern = re.compile((rb"\b(?:%s)\b" if word else rb"(?:%s)") % alternatives)
+    if not _use_grep(paths):
         return _read_matching(paths, pattern.search)
-    return _read_matching(paths, lambda data: any(s in data for s in encoded))
+    common = _common_part(strings)
+    if len(strings) == 1 or len(common) < _COMMON_ENOUGH:
+        return _grep(paths, ["-F", *(["-w"] if word else []), *(a for s in strings for a in ("-e", s))])
+    # GNU grep is several times slower on many fixed strings than on one: search their
+    # common part (`_mmap` of mmap callbacks' names), then check the few files it finds.
+    found, problems = _grep(paths, ["-F", "-e", common])
+    return [p for p in found if _matches(p, pattern)], problems
 
 
 _COMMON_ENOUGH = 4

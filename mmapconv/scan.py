@@ -395,16 +395,17 @@ def _prove_calls(summaries: list[classify.Summary], effects: EffectAnalysis) -> 
     per-mapping or unknown work itself stays manual whatever its callees do,
     and following them costs most of the analysis.
     """
-    candidates = [s for s in summaries if set(s.categories) <= classify.AUTO_CATEGORIES]
+    candidates = []
     for s in summaries:
-        if s not in candidates:
+        if set(s.categories) <= classify.AUTO_CATEGORIES:
+            candidates.append(s)
+        else:
             s.pending = []
     effects.prefetch({(c.callee, c.near or s.path) for s in candidates for c in s.pending})
     for s in candidates:
         for call in s.pending:
             effect = effects.of_call(call.callee, call.near or s.path)
             # Through a helper's helper the arguments are not this body's: only a direct call can pass `&local`.
-            # Through a helper's helper the arguments are not this body's: no local of it is passed.
             effect = at_call(effect, call.args, frozenset() if call.via else s.locals,
                              frozenset() if call.via else s.arrays)
             message = call.describe(effect.describe())
