@@ -6,7 +6,6 @@ read or parsed (listed, the rest scanned); 2 usage error.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -17,7 +16,7 @@ from .convert import Converter, WriteError, write_in_place
 from .diff import patch_bytes, unified_diff
 from .report import scan_formats
 from .rules_data import load
-from .scan import Scanner
+from .scan import Scanner, tree_root
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -27,17 +26,6 @@ def default_paths(paths: tuple[str, ...]) -> list[Path]:
     if paths:
         return [Path(p) for p in paths]
     return [FIXTURES if FIXTURES.is_dir() else Path("fixtures")]
-
-
-def tree_root(paths: list[Path]) -> Path:
-    if len(paths) == 1 and paths[0].is_dir():
-        return paths[0]
-    parents = [p if p.is_dir() else p.parent for p in paths]
-    common = Path(*Path(parents[0]).resolve().parts)
-    for p in parents[1:]:
-        while not str(p.resolve()).startswith(str(common)):
-            common = common.parent
-    return common
 
 
 def run_scan(paths: list[Path], jobs: int | None, show_progress: bool, all_ops: bool = False):
@@ -137,7 +125,7 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
         stdout.flush()
     for problem in outcome.internal_errors:
         click.echo(f"internal error: {problem}", err=True)
-    _convert_summary(outcome, Console(stderr=True, soft_wrap=True))
+    Console(stderr=True, soft_wrap=True).print(outcome.summary())
     sys.exit(1 if (check and outcome.changes) or result.errors else 0)
 
 
@@ -151,13 +139,6 @@ def _target_level(targets: list[Path], asked: str) -> str:
         click.echo(f"mmapconv convert: {detected.detection.tree} has no mmap_prepare: the conversion is for "
                    f"the {level} API and builds only on a kernel that has it", err=True)
     return level
-
-
-def _convert_summary(outcome, console: Console) -> None:
-    reasons = Counter(r.code for r in outcome.refused)
-    console.print(f"converted {len(outcome.converted)} function(s) in {len(outcome.changes)} file(s); "
-                  f"refused {len(outcome.refused)}"
-                  + (": " + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) if reasons else ""))
 
 
 def _add_optional_commands() -> None:

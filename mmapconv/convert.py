@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,13 @@ class Outcome:
     refused: list[Refused] = field(default_factory=list)
     internal_errors: list[str] = field(default_factory=list)
     changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The line a person reads after a conversion: converted, refused by reason."""
+        reasons = Counter(r.code for r in self.refused)
+        return (f"converted {len(self.converted)} function(s) in {len(self.changes)} file(s); "
+                f"refused {len(self.refused)}"
+                + (": " + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) if reasons else ""))
 
 
 class _Skip(Exception):

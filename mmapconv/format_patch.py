@@ -28,7 +28,7 @@ from . import commit_message
 from .convert import Converter, Outcome
 from .diff import diffstat, patch_bytes, unified_diff
 from .maintainers import Recipients, recipients
-from .scan import FunctionResult, ScanResult, Scanner
+from .scan import FunctionResult, ScanResult, Scanner, tree_root
 
 HUBS_SHOWN = 5
 _SLUG_MAX = 52   # git format-patch: "0001-" + 52 characters + ".patch"
@@ -258,7 +258,6 @@ def _count(n: int, noun: str, plural: str = "s") -> str:
 
 def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None, command_args: dict):
     """Scan, convert and write the messages: (outcome, result, [(filename, bytes)], notes)."""
-    from .cli import tree_root   # the same root convert uses, walked up to the tree's top
     root = kernel_top(tree_root(targets))
     author = identity(root, signoff)
     result = Scanner(root, jobs, level=level).scan(targets)
@@ -335,7 +334,6 @@ def run(targets: list[Path], out_dir: str | None, to_stdout: bool, signoff: str 
     import click
     from rich.console import Console
 
-    from .cli import _convert_summary
 
     def echo(line: str) -> None:
         click.echo(line, err=True)
@@ -361,7 +359,7 @@ def run(targets: list[Path], out_dir: str | None, to_stdout: bool, signoff: str 
         echo(f"internal error: {problem}")
     for note in notes:
         echo(f"note: {note}")
-    _convert_summary(outcome, Console(stderr=True, soft_wrap=True))
+    Console(stderr=True, soft_wrap=True).print(outcome.summary())
     patches = max(0, len(files) - 1)
     echo(f"{patches} patch{'es' if patches != 1 else ''} and a cover letter to {'stdout' if to_stdout else out_dir}"
          if patches else "nothing converts: no series written")

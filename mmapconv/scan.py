@@ -122,6 +122,18 @@ class ScanResult:
         return sorted(blocked.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def tree_root(paths: list[Path]) -> Path:
+    """The directory paths are shown relative to: the one directory named, or what the paths share."""
+    if len(paths) == 1 and paths[0].is_dir():
+        return paths[0]
+    parents = [p if p.is_dir() else p.parent for p in paths]
+    common = Path(*Path(parents[0]).resolve().parts)
+    for p in parents[1:]:
+        while not str(p.resolve()).startswith(str(common)):
+            common = common.parent
+    return common
+
+
 def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest") -> FileResult:
     """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
     found = discover(src, macros)
