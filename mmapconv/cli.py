@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from .convert import Converter, WriteError, write_in_place
+from .convert import Converter, WriteError, scan_for_conversion, write_in_place
 from .diff import patch_bytes, unified_diff
 from .report import scan_formats
 from .rules_data import load
@@ -104,7 +104,7 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
     if signoff is not None:
         raise click.UsageError("--signoff goes with --format-patch DIR or --stdout")
     root = tree_root(targets)
-    result = Scanner(root, jobs, level=level).scan(targets)
+    result = scan_for_conversion(root, targets, jobs, level)
     for e in result.errors:
         click.echo(f"{e.path}: error: {e.message}", err=True)
     if result.errors:

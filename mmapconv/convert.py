@@ -23,7 +23,7 @@ from .edits import Edit, OverlapError, apply
 from .plan import NEW_SUFFIX
 from .references import UnknownReference, reference_edits
 from . import prefilter
-from .scan import FunctionResult, ScanResult, analyze, convertible_here
+from .scan import FunctionResult, ScanResult, Scanner, analyze, convertible_here
 from .source import SourceFile, count_errors, decode
 
 
@@ -101,6 +101,15 @@ def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[
     return [Edit(gap_start, slash, _pad(head, len(decode(data[line_start:slash]).expandtabs(8)), True))]
 
 
+# What convert searches the whole tree for later (other users of an exported callback) is
+# a callback's name, and those hold `mmap`: the scan's walk collects such files on its way.
+MENTION_NEEDLES = ("mmap",)
+
+
+def scan_for_conversion(root: Path, targets: list[Path], jobs: int | None, level: str) -> ScanResult:
+    return Scanner(root, jobs, level=level).scan(targets, also=MENTION_NEEDLES)
+
+
 class Converter:
     def __init__(self, result: ScanResult, jobs: int | None = None):
         self.result = result
@@ -141,7 +150,10 @@ class Converter:
 
     def _mentions(self, names: list[str]) -> dict[str, list[str]]:
         """Files anywhere under the root that mention each exported name (they may call it)."""
-        files, _ = prefilter.search([str(self.root)], names, word=True)
+        search = self.result.search
+        if search is None or search.paths != [str(self.root)]:
+            search = prefilter.search_tree([str(self.root)], [])
+        files, _ = search.search(names, word=True)
         found: dict[str, list[str]] = defaultdict(list)
         for path in files:
             data = Path(path).read_bytes()

@@ -25,10 +25,10 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from . import commit_message
-from .convert import Converter, Outcome
+from .convert import Converter, Outcome, scan_for_conversion
 from .diff import diffstat, patch_bytes, unified_diff
 from .maintainers import Recipients, recipients
-from .scan import FunctionResult, ScanResult, Scanner, tree_root
+from .scan import FunctionResult, ScanResult, tree_root
 
 HUBS_SHOWN = 5
 _SLUG_MAX = 52   # git format-patch: "0001-" + 52 characters + ".patch"
@@ -260,7 +260,7 @@ def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None
     """Scan, convert and write the messages: (outcome, result, [(filename, bytes)], notes)."""
     root = kernel_top(tree_root(targets))
     author = identity(root, signoff)
-    result = Scanner(root, jobs, level=level).scan(targets)
+    result = scan_for_conversion(root, targets, jobs, level)
     if result.errors:
         return None, result, [], []
     outcome = Converter(result, jobs).run()

@@ -40,6 +40,40 @@ def walk(paths: list[str]) -> tuple[list[str], list[Unreadable]]:
     return files, missing
 
 
+@dataclass
+class TreeSearch:
+    """One walk of the tree for several needles, kept for the run.
+
+    A later question about strings that each hold a needle is answered from
+    the files this walk found: on a kernel tree, a second walk costs what the
+    scan's whole parse costs.
+    """
+    paths: list[str]
+    needles: tuple[str, ...]
+    files: list[str]                 # holding any needle, sorted
+    problems: list[Unreadable]
+
+    def search(self, strings: list[str], word: bool = False) -> tuple[list[str], list[Unreadable]]:
+        """What `search(self.paths, strings, word)` returns, from the files found when it can."""
+        if not strings or not all(any(n in s for n in self.needles) for s in strings):
+            return search(self.paths, strings, word)
+        if _use_grep(self.paths):
+            return _grep_files(self.files, ["-F", *(["-w"] if word else []), *(a for s in strings for a in ("-e", s))]), []
+        return _read_matching(self.files, _pattern(strings, word).search)
+
+
+def search_tree(paths: list[str], needles: list[str]) -> TreeSearch:
+    """Files under `paths` holding any needle, kept for later searches."""
+    needles = tuple(sorted({n for n in needles if not any(o != n and o in n for o in needles)}))
+    files, problems = search(paths, list(needles)) if needles else ([], [])
+    return TreeSearch(paths, needles, files, problems)
+
+
+def _pattern(strings: list[str], word: bool) -> re.Pattern:
+    alternatives = b"|".join(re.escape(s.encode()) for s in strings)
+    return re.compile((rb"\b(?:%s)\b" if word else rb"(?:%s)") % alternatives)
+
+
 def _use_grep(paths: list[str]) -> bool:
     return (os.environ.get("MMAPCONV_NO_GREP") != "1" and shutil.which("grep") is not None
             and all(os.path.isdir(p) for p in paths))
@@ -49,8 +83,7 @@ def search(paths: list[str], strings: list[str], word: bool = False) -> tuple[li
     """Files under `paths` containing any of `strings`, and those that could not be read."""
     if not strings:
         return [], []
-    alternatives = b"|".join(re.escape(s.encode()) for s in strings)
-    pattern = re.compile((rb"\b(?:%s)\b" if word else rb"(?:%s)") % alternatives)
+    pattern = _pattern(strings, word)
     if not _use_grep(paths):
         return _read_matching(paths, pattern.search)
     common = _common_part(strings)
@@ -117,10 +150,33 @@ def _grep(paths: list[str], pattern_args: list[str]) -> tuple[list[str], list[Un
     proc = subprocess.run(cmd + ["--", *paths], capture_output=True, check=False)
     found = sorted(p for p in (raw.decode("utf-8", "surrogateescape") for raw in proc.stdout.split(b"\0") if raw)
                    if not _hidden(p, paths))
+    return found, _grep_problems(proc.stderr)
+
+
+# Below Linux's 2 MiB for arguments and environment, with room for both.
+_ARGUMENT_BYTES = 1 << 20
+
+
+def _grep_files(files: list[str], pattern_args: list[str]) -> list[str]:
+    """The files of a list (already walked, none hidden) that match, a few grep runs for the lot."""
+    found, batch, size = [], [], 0
+    for path in [*files, None]:
+        if path is not None and size + len(path) + 1 < _ARGUMENT_BYTES:
+            batch.append(path)
+            size += len(path) + 1
+            continue
+        if batch:
+            proc = subprocess.run(["grep", "-lZ", *pattern_args, "--", *batch], capture_output=True, check=False)
+            found += [raw.decode("utf-8", "surrogateescape") for raw in proc.stdout.split(b"\0") if raw]
+        batch, size = ([path], len(path) + 1) if path is not None else ([], 0)
+    return sorted(found)
+
+
+def _grep_problems(stderr: bytes) -> list[Unreadable]:
     problems = []
-    for line in proc.stderr.decode("utf-8", "replace").splitlines():
+    for line in stderr.decode("utf-8", "replace").splitlines():
         # grep: PATH: Permission denied
         parts = line.split(": ")
         if len(parts) >= 3 and parts[0] == "grep":
             problems.append(Unreadable(": ".join(parts[1:-1]), f"cannot read: {parts[-1]}"))
-    return found, problems
+    return problems

@@ -110,6 +110,7 @@ class ScanResult:
     convertible: dict[str, set[str]] = field(default_factory=dict)
     level: str = "newest"
     hub_plans: list = field(default_factory=list)   # hubs.HubPlan, most blocking first
+    search: prefilter.TreeSearch | None = None      # the run's one walk of the tree, for later questions
 
     @property
     def hubs(self) -> list[tuple[str, int]]:
@@ -317,10 +318,12 @@ class Scanner:
             self.progress(done)
         return results, index
 
-    def scan(self, paths: list[Path]) -> ScanResult:
+    def scan(self, paths: list[Path], also: tuple[str, ...] = ()) -> ScanResult:
+        """`also`: strings the caller will search the tree for later, found in the same walk."""
         roots = [str(p) for p in paths]
         members = sorted(MEMBERS) if self.all_ops else [TARGET_MEMBER]
-        found, problems = prefilter.search(roots, [f".{m}" for m in members] + ["vm_area_struct"])
+        search = prefilter.search_tree(roots, [f".{m}" for m in members] + ["vm_area_struct", *also])
+        found, problems = search.files, search.problems
         errors = [ScanError(self.display(u.path) if os.path.exists(u.path) else u.path, u.message) for u in problems]
         by_display = {self.display(p): p for p in found}
         headers = [p for p in found if p.endswith(".h")]
@@ -365,6 +368,7 @@ class Scanner:
                 pool.shutdown()
         result = link(self.root, results, errors, self.effects, self.level)
         result.hub_plans = plan_hubs(result, self.effects)
+        result.search = search
         return result
 
     @staticmethod
