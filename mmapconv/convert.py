@@ -14,7 +14,8 @@ import re
 import stat
 import tempfile
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,42 +111,89 @@ def scan_for_conversion(root: Path, targets: list[Path], jobs: int | None, level
     return Scanner(root, jobs, level=level).scan(targets, also=MENTION_NEEDLES)
 
 
+# The converter that forked worker processes plan and check for: they inherit the scan
+# result instead of receiving it, and each keeps the sources it parsed.
+_ACTIVE: "Converter | None" = None
+# Fewer functions than this are planned in this process: workers cost more than they save.
+_PARALLEL_FROM = 8
+
+
+def _plan_job(job: tuple[int, list[str]]):
+    index, mentioned_in = job
+    try:
+        return _ACTIVE._edits_for(_ACTIVE.result.functions[index], mentioned_in)
+    except _Skip as skip:
+        return skip
+
+
+def _check_job(job: tuple[str, list[Edit]]) -> tuple[bytes | None, str | None]:
+    """(the converted file, or None) and what is wrong with it, or None."""
+    path, edits = job
+    try:
+        new = apply(_ACTIVE.data(path), edits)
+    except OverlapError as exc:
+        return None, str(exc)
+    return new, _ACTIVE._postcondition(path, new)
+
+
 class Converter:
     def __init__(self, result: ScanResult, jobs: int | None = None):
         self.result = result
         self.root = result.root
         self.jobs = jobs or os.cpu_count() or 1
         self._sources: dict[str, SourceFile] = {}
+        self._data: dict[str, bytes] = {}
 
     def source(self, path: str) -> SourceFile:
         if path not in self._sources:
             self._sources[path] = SourceFile.read(self.root / path, path)
         return self._sources[path]
 
+    def data(self, path: str) -> bytes:
+        """A file's bytes, without the parse when it has not been parsed here."""
+        if path in self._sources:
+            return self._sources[path].data
+        if path not in self._data:
+            self._data[path] = (self.root / path).read_bytes()
+        return self._data[path]
+
     def run(self) -> Outcome:
+        global _ACTIVE
         outcome = Outcome()
         candidates = [fn for fn in self.result.functions if fn.verdict == "auto"]
-        exported = [fn.function for fn in candidates if not fn.static and not fn.twin]
-        planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
+        exported = {fn.function for fn in candidates if not fn.static and not fn.twin}
         for fn in self.result.functions:
             if fn.verdict != "auto":
                 first = fn.first_reason
                 outcome.refused.append(Refused(fn, first.line if first else fn.line,
                                                first.code if first else "manual",
                                                first.message if first else "manual"))
-        # The tree-wide search for other users of exported names is a second process: the
-        # static functions, which need none, are planned while it runs.
-        with ThreadPoolExecutor(1) as background:
-            searching = background.submit(self._mentions, exported)
-            for fn in sorted(candidates, key=lambda fn: fn.function in exported):
-                mentioned_in = searching.result().get(fn.function, []) if fn.function in exported else []
-                try:
-                    planned[id(fn)] = (fn, self._edits_for(fn, mentioned_in))
-                except _Skip as skip:
-                    outcome.refused.append(Refused(fn, skip.line, "references", f"{skip.path}:{skip.line}: {skip.message}"))
         order = {id(fn): i for i, fn in enumerate(self.result.functions)}
-        outcome.refused.sort(key=lambda r: order[id(r.function)])
-        self._settle(planned, outcome)
+        candidates.sort(key=lambda fn: fn.function in exported)
+        _ACTIVE = self
+        workers = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork")) \
+            if self.jobs > 1 and len(candidates) >= _PARALLEL_FROM else None
+        try:
+            submit = workers.submit if workers is not None else _run_now
+            # The static functions, which need no search for other users, are planned (and the
+            # workers forked, before any thread starts) while the search runs.
+            plans = [submit(_plan_job, (order[id(fn)], [])) for fn in candidates if fn.function not in exported]
+            mentions = self._mentions(sorted(exported)) if exported else {}
+            plans += [submit(_plan_job, (order[id(fn)], mentions.get(fn.function, [])))
+                      for fn in candidates if fn.function in exported]
+            planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
+            for fn, plan in zip(candidates, plans):
+                edits = plan.result()
+                if isinstance(edits, _Skip):
+                    outcome.refused.append(Refused(fn, edits.line, "references", f"{edits.path}:{edits.line}: {edits.message}"))
+                else:
+                    planned[id(fn)] = (fn, edits)
+            outcome.refused.sort(key=lambda r: order[id(r.function)])
+            self._settle(planned, outcome, submit)
+        finally:
+            if workers is not None:
+                workers.shutdown()
+            _ACTIVE = None
         return outcome
 
     def _mentions(self, names: list[str]) -> dict[str, list[str]]:
@@ -204,8 +252,9 @@ class Converter:
                 raise _Skip(other.instance.path, other.instance.line,
                             f"{inst.via_macro} also builds {other.instance.function}, which does not convert")
 
-    def _settle(self, planned, outcome: Outcome) -> None:
+    def _settle(self, planned, outcome: Outcome, submit) -> None:
         """Apply, check every changed file; drop the functions behind a failing file, and retry."""
+        checked: dict[tuple[str, tuple[Edit, ...]], tuple[bytes | None, str | None]] = {}
         while True:
             by_file: dict[str, list[Edit]] = defaultdict(list)
             owners: dict[str, list[int]] = defaultdict(list)
@@ -213,22 +262,13 @@ class Converter:
                 for path, file_edits in edits.items():
                     by_file[path].extend(file_edits)
                     owners[path].append(key)
-            failed = None
-            changes = {}
-            for path, file_edits in sorted(by_file.items()):
-                src = self.source(path)
-                try:
-                    new = apply(src.data, file_edits)
-                except OverlapError as exc:
-                    failed = (path, str(exc))
-                    break
-                problem = self._postcondition(src, new)
-                if problem:
-                    failed = (path, problem)
-                    break
-                changes[path] = (src.data, new)
+            jobs = {(path, tuple(edits)): None for path, edits in sorted(by_file.items())}
+            running = {job: submit(_check_job, (job[0], list(job[1]))) for job in jobs if job not in checked}
+            checked.update((job, future.result()) for job, future in running.items())
+            failed = next(((path, checked[(path, edits)][1]) for path, edits in jobs if checked[(path, edits)][1]), None)
             if failed is None:
-                outcome.changes = changes
+                outcome.changes = {path: (self.data(path), checked[(path, edits)][0])
+                                   for path, edits in jobs}
                 outcome.converted = [(fn, fn.twin or fn.function + NEW_SUFFIX) for fn, _ in planned.values()]
                 return
             path, problem = failed
@@ -237,22 +277,37 @@ class Converter:
                 outcome.internal_errors.append(f"{path}: {fn.function}: {problem}")
                 outcome.refused.append(Refused(fn, fn.line, "internal-error", f"{path}: {problem}"))
 
-    def _postcondition(self, old: SourceFile, new_data: bytes) -> str | None:
-        new = SourceFile.from_bytes(old.path, new_data)
-        if count_errors(new.root) > count_errors(old.root):
+    def _postcondition(self, path: str, new_data: bytes) -> str | None:
+        new = SourceFile.from_bytes(path, new_data)
+        before, old_errors = self.result.convertible.get(path), self.result.syntax_errors.get(path)
+        if before is None or old_errors is None:   # a file the scan did not analyse (a prototype's header, a caller)
+            old = self.source(path)
+            before, old_errors = convertible_here(analyze(old, {}, self.result.level)), count_errors(old.root)
+        if count_errors(new.root) > old_errors:
             return "the converted file has more parse errors than the original"
         for init in new.find("initializer_list"):
             members = {new.text(p.child_by_field_name("designator")) for p in init.named_children
                        if p.type == "initializer_pair" and p.child_by_field_name("designator") is not None}
             if f".{TARGET_MEMBER}" in members and f".{TARGET_MEMBER}{NEW_SUFFIX}" in members:
                 return f"line {new.line(init)}: an initializer sets both .{TARGET_MEMBER} and .{TARGET_MEMBER}{NEW_SUFFIX}"
-        before = self.result.convertible.get(old.path)
-        if before is None:   # a file the scan did not analyse (a prototype's header, a caller)
-            before = convertible_here(analyze(old, {}, self.result.level))
         left = convertible_here(analyze(new, {}, self.result.level)) - before
         if left:
             return f"converting again would change {sorted(left)[0]}"
         return None
+
+
+class _Done:
+    """A result at hand, shaped like a future's."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _run_now(fn, *args) -> _Done:
+    return _Done(fn(*args))
 
 
 class WriteError(Exception):

@@ -24,7 +24,7 @@ from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, T
 from .plan import Refusal, plan_function
 from .references import UnknownReference, reference_edits
 from .rules_data import load
-from .source import InputError, SourceFile, function_name
+from .source import InputError, SourceFile, count_errors, function_name
 
 # Names of functions defined with a vma parameter, found without parsing.
 _VMA_DEFINITION = re.compile(
@@ -46,6 +46,7 @@ class FileResult:
     summaries: dict[str, list[classify.Summary]] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
     embedded: dict[str, str] = field(default_factory=dict)
+    syntax_errors: int = 0   # ERROR and MISSING nodes of its tree
 
 
 @dataclass
@@ -108,6 +109,7 @@ class ScanResult:
     # Per file, the functions its own initializers name that the planner converts: what
     # convert's "converting again changes nothing" check compares a converted file with.
     convertible: dict[str, set[str]] = field(default_factory=dict)
+    syntax_errors: dict[str, int] = field(default_factory=dict)   # per file analysed, for the same check
     level: str = "newest"
     hub_plans: list = field(default_factory=list)   # hubs.HubPlan, most blocking first
     search: prefilter.TreeSearch | None = None      # the run's one walk of the tree, for later questions
@@ -138,7 +140,8 @@ def tree_root(paths: list[Path]) -> Path:
 def analyze(src: SourceFile, macros: dict[str, MacroDef], level: str = "newest") -> FileResult:
     """Everything one file tells: instances, macros, aliases, vma functions (helpers resolved in-file)."""
     found = discover(src, macros)
-    result = FileResult(src.path, found.instances, found.macros, found.aliases, embedded=found.embedded)
+    result = FileResult(src.path, found.instances, found.macros, found.aliases, embedded=found.embedded,
+                        syntax_errors=count_errors(src.root))
     definitions: dict[str, list] = defaultdict(list)
     for fn in src.find("function_definition"):
         name = function_name(src, fn)
@@ -535,4 +538,5 @@ def link(root: Path, results: list[FileResult], errors: list[ScanError],
         fn.verdict = "auto" if fn.twin or convertible and set(fn.categories) <= classify.AUTO_CATEGORIES else "manual"
     ordered = sorted(fops_functions.values(), key=lambda f: (f.path, f.line))
     errors.sort(key=lambda e: e.path)
-    return ScanResult(root, fops, ordered, errors, every, {r.path: convertible_here(r) for r in results}, level)
+    return ScanResult(root, fops, ordered, errors, every, {r.path: convertible_here(r) for r in results},
+                      {r.path: r.syntax_errors for r in results}, level)
