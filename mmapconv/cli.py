@@ -16,6 +16,7 @@ from .convert import Converter, WriteError, scan_for_conversion, write_in_place
 from .diff import patch_bytes, unified_diff
 from .report import scan_formats
 from .rules_data import load
+from .hubs import plan_hubs
 from .scan import Scanner, tree_root
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -29,14 +30,20 @@ def default_paths(paths: tuple[str, ...]) -> list[Path]:
 
 
 def run_scan(paths: list[Path], jobs: int | None, show_progress: bool, all_ops: bool = False):
+    """The scan with its hub plan (what scan reports, and no other command needs)."""
     root = tree_root(paths)
     stderr = Console(stderr=True)
     if show_progress and stderr.is_terminal:
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=stderr, transient=True) as bar:
             task = bar.add_task("scanning", total=None)
-            return Scanner(root, jobs, lambda n: bar.advance(task, n), all_ops).scan(paths)
-    return Scanner(root, jobs, all_ops=all_ops).scan(paths)
+            scanner = Scanner(root, jobs, lambda n: bar.advance(task, n), all_ops)
+            result = scanner.scan(paths)
+    else:
+        scanner = Scanner(root, jobs, all_ops=all_ops)
+        result = scanner.scan(paths)
+    result.hub_plans = plan_hubs(result, scanner.effects)
+    return result
 
 
 @click.group()

@@ -194,18 +194,23 @@ _ARGUMENT_BYTES = 1 << 20
 
 
 def _grep_files(files: list[str], pattern_args: list[str]) -> list[str]:
-    """The files of a list (already walked, none hidden) that match, a few grep runs for the lot."""
-    found, batch, size = [], [], 0
-    for path in [*files, None]:
-        if path is not None and size + len(path) + 1 < _ARGUMENT_BYTES:
+    """The files of a list (already walked, none hidden) that match: a grep per core, each within ARG_MAX."""
+    n = min(os.cpu_count() or 1, _MAX_GREPS)
+    batches = []
+    for group in (files[i::n] for i in range(n)):
+        batch, size = [], 0
+        for path in group:
+            if batch and size + len(path) + 1 > _ARGUMENT_BYTES:
+                batches.append(batch)
+                batch, size = [], 0
             batch.append(path)
             size += len(path) + 1
-            continue
         if batch:
-            proc = subprocess.run(["grep", "-lZ", *pattern_args, "--", *batch], capture_output=True, check=False)
-            found += [raw.decode("utf-8", "surrogateescape") for raw in proc.stdout.split(b"\0") if raw]
-        batch, size = ([path], len(path) + 1) if path is not None else ([], 0)
-    return sorted(found)
+            batches.append(batch)
+    with ThreadPoolExecutor(max(1, min(n, len(batches)))) as pool:
+        procs = pool.map(lambda batch: subprocess.run(["grep", "-lZ", *pattern_args, "--", *batch],
+                                                      capture_output=True, check=False), batches)
+        return sorted(raw.decode("utf-8", "surrogateescape") for proc in procs for raw in proc.stdout.split(b"\0") if raw)
 
 
 def _grep_problems(stderr: bytes) -> list[Unreadable]:

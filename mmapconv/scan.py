@@ -18,7 +18,6 @@ from typing import Callable
 
 from . import classify, prefilter
 from .effects import ALLOWED as ALLOWED_EFFECTS, EffectAnalysis, at_call
-from .hubs import plan_hubs
 from .index import DefinitionIndex
 from .discover import MEMBERS, PREFILTER_ALL, PREFILTER_TARGET, TARGET_MEMBER, TARGET_STRUCT, Instance, MacroDef, discover
 from .plan import Refusal, plan_function
@@ -111,7 +110,7 @@ class ScanResult:
     convertible: dict[str, set[str]] = field(default_factory=dict)
     syntax_errors: dict[str, int] = field(default_factory=dict)   # per file analysed, for the same check
     level: str = "newest"
-    hub_plans: list = field(default_factory=list)   # hubs.HubPlan, most blocking first
+    hub_plans: list = field(default_factory=list)   # hubs.HubPlan, most blocking first (scan's report)
     search: prefilter.TreeSearch | None = None      # the run's one walk of the tree, for later questions
 
     @property
@@ -310,7 +309,7 @@ class Scanner:
 
     def _run(self, pool, files: list[str], macros, force=False):
         pairs = [(p, self.display(p)) for p in files]
-        size = max(4, min(64, len(pairs) // (self.jobs * 4) + 1))
+        size = max(4, min(16, len(pairs) // (self.jobs * 4) + 1))
         jobs = [(pairs[i:i + size], macros, force, self.all_ops, self.level) for i in range(0, len(pairs), size)]
         results, index = [], defaultdict(list)
         mapper = pool.map if pool is not None else map
@@ -370,7 +369,6 @@ class Scanner:
             if pool is not None:
                 pool.shutdown()
         result = link(self.root, results, errors, self.effects, self.level)
-        result.hub_plans = plan_hubs(result, self.effects)
         result.search = search
         return result
 
