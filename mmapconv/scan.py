@@ -240,6 +240,7 @@ def _inside_any(offsets: list[int], spans: list[tuple[int, int]]) -> set[int]:
 
 _DECLARATION = re.compile(rb"\bstruct\s+(\w+)\s+\w+\s*(?:\[[^\]]*\]\s*)?(?:__\w+\s*)*=\s*\{")
 _OTHER_STRUCTS = frozenset(s.encode() for s in load("discovery")["other_structs"])
+_MACRO_NEEDLES = tuple(load("discovery")["macro_name_needles"])
 
 
 def _only_other_structs(data: bytes, pattern: re.Pattern) -> bool:
@@ -324,7 +325,7 @@ class Scanner:
         """`also`: strings the caller will search the tree for later, found in the same walk."""
         roots = [str(p) for p in paths]
         members = sorted(MEMBERS) if self.all_ops else [TARGET_MEMBER]
-        search = prefilter.search_tree(roots, [f".{m}" for m in members] + ["vm_area_struct", *also])
+        search = prefilter.search_tree(roots, [f".{m}" for m in members] + ["vm_area_struct", *_MACRO_NEEDLES, *also])
         found, problems = search.files, search.problems
         errors = [ScanError(self.display(u.path) if os.path.exists(u.path) else u.path, u.message) for u in problems]
         by_display = {self.display(p): p for p in found}
@@ -337,7 +338,7 @@ class Scanner:
             macros = {m.name: m for r in results for m in r.macros if self.all_ops or any(
                 mm.member == TARGET_MEMBER and mm.struct in (TARGET_STRUCT, None) for mm in m.members)}
             # Where header macros are used is a second byte search; it runs while C files parse.
-            sites = background.submit(prefilter.search, roots, sorted(macros), True) if macros else None
+            sites = background.submit(search.search, sorted(macros), True) if macros else None
             more, more_index = self._run(pool, sources, macros)
             results += more
             for k, v in more_index.items():
@@ -355,7 +356,7 @@ class Scanner:
                 seen |= {self.display(p) for p in todo}
                 derived = {m.name: m for r in extra for m in r.macros if m.name not in macros and m.path.endswith(".h")}
                 macros.update(derived)
-                sites = background.submit(prefilter.search, roots, sorted(derived), True) if derived else None
+                sites = background.submit(search.search, sorted(derived), True) if derived else None
             # A callback found in the last pass may need a helper of its own directory: go again.
             for _ in range(3):
                 needed = self._missing_definitions(results, index, seen)
