@@ -344,15 +344,22 @@ class Scanner:
             for k, v in more_index.items():
                 index[k].extend(v)
             seen = {r.path for r in results}
+            position = {r.path: i for i, r in enumerate(results)}
             # A header that wraps a known macro in a macro of its own defines a new one:
             # its uses are searched for in turn (a few rounds; 6.12 needs none).
-            for _ in range(3):
+            for derived_round in range(3):
                 if sites is None:
                     break
                 site_files, _ = sites.result()
-                todo = [p for p in site_files if self.display(p) not in seen and self.display(p) not in by_display]
+                # A file analysed before the macros it uses were known is analysed again.
+                todo = [p for p in site_files if derived_round or self.display(p) not in seen]
                 extra, _ = self._run(pool, todo, macros)
-                results += extra
+                for r in extra:
+                    if r.path in position:
+                        results[position[r.path]] = r
+                    else:
+                        position[r.path] = len(results)
+                        results.append(r)
                 seen |= {self.display(p) for p in todo}
                 derived = {m.name: m for r in extra for m in r.macros if m.name not in macros and m.path.endswith(".h")}
                 macros.update(derived)
