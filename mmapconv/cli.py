@@ -5,6 +5,7 @@ read or parsed (listed, the rest scanned); 2 usage error.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from .convert import Converter, WriteError, scan_for_conversion, write_in_place
 from .diff import patch_bytes, unified_diff
 from .report import scan_formats
+from .report.convert_formats import convert_json
 from .rules_data import load
 from .hubs import plan_hubs
 from .scan import Scanner, tree_root
@@ -92,7 +94,11 @@ def scan(paths, fmt, all_ops, jobs):
 @click.option("--stdout", "series_stdout", is_flag=True, help="Write the series as one mbox on stdout.")
 @click.option("--signoff", metavar='"NAME <MAIL>"', default=None,
               help="Author and Signed-off-by of the series (default: git config user.name/user.email).")
-def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff):
+@click.option("--unsafe-fixes", is_flag=True,
+              help="Also make the fixes a reviewer must check (`mmapconv rules`: MMC4xx), each with a review note.")
+@click.option("--format", "fmt", type=click.Choice(["diff", "json"]), default="diff", show_default=True,
+              help="json: what was converted, refused and fixed unsafely, with the diff.")
+def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff, unsafe_fixes, fmt):
     """Rewrite the safe .mmap callbacks under PATHS into .mmap_prepare.
 
     Prints a unified diff relative to the tree root (for git apply or patch -p1)
@@ -107,7 +113,8 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
         if write or check or (series_dir is not None and series_stdout):
             raise click.UsageError("--format-patch DIR, --stdout, --write and --check exclude each other")
         from . import format_patch
-        sys.exit(format_patch.run(targets, series_dir, series_stdout, signoff, level, load("api")["default"], jobs))
+        sys.exit(format_patch.run(targets, series_dir, series_stdout, signoff, level, load("api")["default"], jobs,
+                                  unsafe_fixes))
     if signoff is not None:
         raise click.UsageError("--signoff goes with --format-patch DIR or --stdout")
     root = tree_root(targets)
@@ -117,7 +124,7 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
     if result.errors:
         # Bad input: say so and write nothing, rather than convert half a tree.
         sys.exit(1)
-    outcome = Converter(result, jobs).run()
+    outcome = Converter(result, jobs, unsafe_fixes).run()
     if write:
         try:
             write_in_place(root, outcome.changes)
@@ -125,6 +132,8 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
             # Nothing was written (or the message lists what was): no summary of a conversion that did not happen.
             click.echo(str(e), err=True)
             sys.exit(1)
+    elif fmt == "json" and not check:
+        click.echo(json.dumps(convert_json(outcome, level, unified_diff(outcome.changes)), indent=2))
     elif not check:
         # Bytes, not text: the patch carries the files' own bytes, whatever their encoding.
         stdout = click.get_binary_stream("stdout")
@@ -132,6 +141,8 @@ def convert(paths, write, check, level, jobs, series_dir, series_stdout, signoff
         stdout.flush()
     for problem in outcome.internal_errors:
         click.echo(f"internal error: {problem}", err=True)
+    for line in outcome.review_lines():
+        click.echo(f"review: {line}", err=True)
     Console(stderr=True, soft_wrap=True).print(outcome.summary())
     sys.exit(1 if (check and outcome.changes) or result.errors else 0)
 

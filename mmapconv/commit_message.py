@@ -220,7 +220,8 @@ def _quote(text: str) -> str:
     return "  " + (line if len(line) <= WIDTH - 2 else line[:WIDTH - 6] + " ...")
 
 
-def body(f: Facts) -> str:
+def body(f: Facts, reviews: list[tuple[str, str]] = ()) -> str:
+    """The commit message body; `reviews`: (code, note) of the unsafe fixes the patch makes."""
     paragraphs = []
     intro = ("The file_operations .mmap hook is deprecated in favor of .mmap_prepare, which describes the "
              "mapping in a struct vm_area_desc before the VMA exists and leaves setting it up to the mm core.")
@@ -269,6 +270,8 @@ def body(f: Facts) -> str:
         paragraphs.append(f"{REVIEW_NOTE} the page protection the remap used, {value}, is now set as "
                           "desc->page_prot, so it applies to the whole VMA, faults included, where before "
                           "only the remapped range used it.")
+    for code, note in reviews:
+        paragraphs.append(f"{REVIEW_NOTE} an unsafe fix ({code}, `mmapconv rule {code}`): {note}")
     out = "\n\n".join(wrap(p) for p in paragraphs)
     if f.old_api_mentions:
         kinds = _ordered(kind + "s" for _, kind, _ in f.old_api_mentions)

@@ -25,7 +25,8 @@ from .plan import NEW_SUFFIX
 from .references import UnknownReference, reference_edits
 from . import prefilter
 from .scan import FunctionResult, ScanResult, Scanner, analyze, convertible_here
-from .source import SourceFile, count_errors, decode
+from . import unsafe
+from .source import SourceFile, count_errors, decode, function_name
 
 
 
@@ -38,24 +39,43 @@ class Refused:
 
 
 @dataclass
+class Review:
+    """An unsafe fix made: what a reviewer must check."""
+    function: FunctionResult
+    code: str
+    note: str
+
+
+@dataclass
 class Outcome:
     converted: list[tuple[FunctionResult, str]] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     internal_errors: list[str] = field(default_factory=list)
     changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    reviews: list[Review] = field(default_factory=list)
 
     def summary(self) -> str:
-        """The line a person reads after a conversion: converted, refused by reason."""
+        """The line a person reads after a conversion: converted, refused by reason, unsafe fixes."""
         reasons = Counter(r.code for r in self.refused)
+        fixes = Counter(r.code for r in self.reviews)
         return (f"converted {len(self.converted)} function(s) in {len(self.changes)} file(s); "
                 f"refused {len(self.refused)}"
-                + (": " + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) if reasons else ""))
+                + (": " + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) if reasons else "")
+                + ("; unsafe fixes to review: " + ", ".join(f"{code} {n}" for code, n in sorted(fixes.items()))
+                   if fixes else ""))
+
+    def review_lines(self) -> list[str]:
+        """One line per unsafe fix: where, which, and what to check."""
+        return [f"{r.function.path}:{r.function.line}: {r.code} {r.note}" for r in self.reviews]
 
 
 class _Skip(Exception):
     def __init__(self, path: str, line: int, message: str):
         super().__init__(message)
         self.path, self.line, self.message = path, line, message
+
+    def __reduce__(self):   # it comes back from a worker process
+        return _Skip, (self.path, self.line, self.message)
 
 
 def _pad(head: str, column: int, tabs: bool) -> str:
@@ -119,11 +139,18 @@ _PARALLEL_FROM = 8
 
 
 def _plan_job(job: tuple[int, list[str]]):
+    """The edits of one function (and the unsafe fix behind them), or why it is not converted."""
     index, mentioned_in = job
+    fn = _ACTIVE.result.functions[index]
+    proposal = None
     try:
-        return _ACTIVE._edits_for(_ACTIVE.result.functions[index], mentioned_in)
-    except _Skip as skip:
-        return skip
+        if fn.verdict != "auto":
+            proposal = _ACTIVE.unsafe_proposal(fn)
+            if proposal is None:
+                return None
+        return _ACTIVE._edits_for(fn, mentioned_in, proposal), proposal
+    except (_Skip, unsafe.FixRefused) as why:
+        return why
 
 
 def _check_job(job: tuple[str, list[Edit]]) -> tuple[bytes | None, str | None]:
@@ -137,10 +164,11 @@ def _check_job(job: tuple[str, list[Edit]]) -> tuple[bytes | None, str | None]:
 
 
 class Converter:
-    def __init__(self, result: ScanResult, jobs: int | None = None):
+    def __init__(self, result: ScanResult, jobs: int | None = None, unsafe_fixes: bool = False):
         self.result = result
         self.root = result.root
         self.jobs = jobs or os.cpu_count() or 1
+        self.unsafe_fixes = unsafe_fixes
         self._sources: dict[str, SourceFile] = {}
         self._data: dict[str, bytes] = {}
 
@@ -160,14 +188,16 @@ class Converter:
     def run(self) -> Outcome:
         global _ACTIVE
         outcome = Outcome()
-        candidates = [fn for fn in self.result.functions if fn.verdict == "auto"]
+        # With --unsafe-fixes a refused callback of one definition is a candidate too: a fix may take it.
+        candidates = [fn for fn in self.result.functions if fn.verdict == "auto" or
+                      self.unsafe_fixes and len(fn.summaries) == 1 and not fn.twin]
         exported = {fn.function for fn in candidates if not fn.static and not fn.twin}
+        refusals = {}
         for fn in self.result.functions:
             if fn.verdict != "auto":
                 first = fn.first_reason
-                outcome.refused.append(Refused(fn, first.line if first else fn.line,
-                                               first.code if first else "manual",
-                                               first.message if first else "manual"))
+                refusals[id(fn)] = Refused(fn, first.line if first else fn.line, first.code if first else "manual",
+                                           first.message if first else "manual")
         order = {id(fn): i for i, fn in enumerate(self.result.functions)}
         candidates.sort(key=lambda fn: fn.function in exported)
         _ACTIVE = self
@@ -183,12 +213,18 @@ class Converter:
                       for fn in candidates if fn.function in exported]
             planned: dict[int, tuple[FunctionResult, dict[str, list[Edit]]]] = {}
             for fn, plan in zip(candidates, plans):
-                edits = plan.result()
-                if isinstance(edits, _Skip):
-                    outcome.refused.append(Refused(fn, edits.line, "references", f"{edits.path}:{edits.line}: {edits.message}"))
-                else:
+                done = plan.result()
+                if isinstance(done, _Skip):
+                    refusals[id(fn)] = Refused(fn, done.line, "references", f"{done.path}:{done.line}: {done.message}")
+                elif isinstance(done, unsafe.FixRefused):
+                    refusals[id(fn)] = Refused(fn, done.line, done.message.split(":")[0], done.message)
+                elif done is not None:
+                    edits, proposal = done
                     planned[id(fn)] = (fn, edits)
-            outcome.refused.sort(key=lambda r: order[id(r.function)])
+                    refusals.pop(id(fn), None)
+                    if proposal is not None:
+                        outcome.reviews.append(Review(fn, proposal.code, proposal.note))
+            outcome.refused = sorted(refusals.values(), key=lambda r: order[id(r.function)])
             self._settle(planned, outcome, submit)
         finally:
             if workers is not None:
@@ -211,7 +247,18 @@ class Converter:
                     found[name].append(rel)
         return found
 
-    def _edits_for(self, fn: FunctionResult, mentioned_in: list[str]) -> dict[str, list[Edit]]:
+    def unsafe_proposal(self, fn: FunctionResult) -> "unsafe.Proposal | None":
+        """What an unsafe fix proposes for a refused callback; raises FixRefused."""
+        summary = fn.summaries[0]
+        src = self.source(summary.path)
+        node = next((n for n in src.find("function_definition")
+                     if function_name(src, n) == fn.function and src.line(n) == summary.line), None)
+        if node is None:
+            return None
+        return unsafe.propose(unsafe.Target(src, node, fn.function, fn.evidence, self.result.level))
+
+    def _edits_for(self, fn: FunctionResult, mentioned_in: list[str],
+                   proposal: "unsafe.Proposal | None" = None) -> dict[str, list[Edit]]:
         edits: dict[str, list[Edit]] = defaultdict(list)
         new_name = fn.twin or fn.function + NEW_SUFFIX
         for ri in self.result.all_instances:
@@ -234,7 +281,9 @@ class Converter:
             edits[inst.text_path] += line_edits + _keep_continuation(src.data, inst.value_span[1], line_edits)
         if fn.twin:
             return edits
-        for summary in fn.summaries:
+        if proposal is not None:
+            edits[fn.path].extend(proposal.edits)
+        for summary in fn.summaries if proposal is None else ():
             edits[summary.path].extend(summary.plan.edits)
         paths = {fn.path} | ({p for p in mentioned_in} if not fn.static else set())
         for path in sorted(paths):

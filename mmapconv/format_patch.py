@@ -192,13 +192,14 @@ def _date() -> str:
 
 
 def _command(root: Path, targets: list[Path], level: str, default_level: str, out_dir: str | None,
-             signoff: str | None) -> str:
+             signoff: str | None, unsafe_fixes: bool = False) -> str:
     """The command that made the series, run from the tree's top (relative paths made relative to it)."""
     if out_dir and not os.path.isabs(out_dir):
         out_dir = os.path.relpath(os.path.abspath(out_dir), root)
     args = ["mmapconv", "convert"] + (["--format-patch", out_dir] if out_dir else ["--stdout"])
     args += ["--api", level] if level != default_level else []
     args += ["--signoff", signoff] if signoff else []
+    args += ["--unsafe-fixes"] if unsafe_fixes else []
     rels = [os.path.relpath(t.resolve(), root) for t in targets]
     return shlex.join(args + [r for r in rels if r != "."])
 
@@ -256,14 +257,15 @@ def _count(n: int, noun: str, plural: str = "s") -> str:
     return f"{n} {noun}{plural if n != 1 else ''}"
 
 
-def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None, command_args: dict):
+def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None, command_args: dict,
+          unsafe_fixes: bool = False):
     """Scan, convert and write the messages: (outcome, result, [(filename, bytes)], notes)."""
     root = kernel_top(tree_root(targets))
     author = identity(root, signoff)
     result = scan_for_conversion(root, targets, jobs, level)
     if result.errors:
         return None, result, [], []
-    outcome = Converter(result, jobs).run()
+    outcome = Converter(result, jobs, unsafe_fixes).run()
     in_git = is_git_top(root)
 
     def prefixes_of(paths: list[str]) -> dict[str, str]:
@@ -280,7 +282,9 @@ def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None
         changes = {p: outcome.changes[p] for p in unit.files}
         diffs.append(unified_diff(changes, {p: modes[p] for p in unit.files} if modes else None))
         subject = commit_message.subject(unit.prefix)
-        body = commit_message.body(commit_message.facts(unit.functions, changes))
+        mine = {id(fn) for fn, _ in unit.functions}
+        body = commit_message.body(commit_message.facts(unit.functions, changes),
+                                   [(r.code, r.note) for r in outcome.reviews if id(r.function) in mine])
         messages.append(Message(subject, body, diffstat(changes, diffs[-1]) + "\n" + diffs[-1], rcpt,
                                 f"{n:04d}-{slug(subject)}.patch"))
     notes = []
@@ -293,7 +297,7 @@ def build(targets: list[Path], level: str, jobs: int | None, signoff: str | None
                          f"but base-commit {base[:12]} does not hold them")
     if not messages:
         return outcome, result, [], notes
-    command = _command(root, targets, level, **command_args)
+    command = _command(root, targets, level, unsafe_fixes=unsafe_fixes, **command_args)
     cover = cover_letter(units, messages, outcome, result, command, author, base,
                          diffstat(outcome.changes, "".join(diffs)))
     date, version = _date(), _version()
@@ -329,7 +333,7 @@ def write(out_dir: Path, files: list[tuple[str, bytes]]) -> None:
 
 
 def run(targets: list[Path], out_dir: str | None, to_stdout: bool, signoff: str | None, level: str,
-        default_level: str, jobs: int | None) -> int:
+        default_level: str, jobs: int | None, unsafe_fixes: bool = False) -> int:
     """The --format-patch / --stdout branch of `convert`; returns its exit status."""
     import click
     from rich.console import Console
@@ -340,7 +344,7 @@ def run(targets: list[Path], out_dir: str | None, to_stdout: bool, signoff: str 
 
     try:
         outcome, result, files, notes = build(targets, level, jobs, signoff, {
-            "default_level": default_level, "out_dir": out_dir, "signoff": signoff})
+            "default_level": default_level, "out_dir": out_dir, "signoff": signoff}, unsafe_fixes)
         for e in result.errors:
             echo(f"{e.path}: error: {e.message}")
         if result.errors:
@@ -359,6 +363,8 @@ def run(targets: list[Path], out_dir: str | None, to_stdout: bool, signoff: str 
         echo(f"internal error: {problem}")
     for note in notes:
         echo(f"note: {note}")
+    for line in outcome.review_lines():
+        echo(f"review: {line}")
     Console(stderr=True, soft_wrap=True).print(outcome.summary())
     patches = max(0, len(files) - 1)
     echo(f"{patches} patch{'es' if patches != 1 else ''} and a cover letter to {'stdout' if to_stdout else out_dir}"

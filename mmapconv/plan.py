@@ -85,7 +85,7 @@ def plan_function(src: SourceFile, fn, summary: Summary, level: str) -> Function
     edits += _file_local(src, fn, body, edits, file_param)
     edits += _kernel_doc_edits(src, fn, {vma: "desc", file_param: None}, (name, new_name))
     if ctx.preamble:
-        at = _leading_comment_start(src, fn)
+        at = leading_comment_start(src, fn)
         edits.append(Edit(at, at, "".join(p + "\n" for p in ctx.preamble)))
     edits = _wrapped(src, fn, edits)
     _check(src, fn, edits, vma)
@@ -284,7 +284,8 @@ def _kernel_doc_edits(src: SourceFile, fn, params: dict[str | None, str | None],
     return edits
 
 
-def _leading_comment_start(src: SourceFile, fn) -> int:
+def leading_comment_start(src: SourceFile, fn) -> int:
+    """The start of the line where `fn` and the comments right above it begin."""
     prev = fn.prev_sibling
     start = fn.start_byte
     while prev is not None and prev.type == "comment" and src.data[prev.end_byte:start].strip() == b"":

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmapconv.lint import API_LEVELS, RULES, lint_paths, lint_source
+from mmapconv.lint.catalogue import FIXES
 from mmapconv.lint.cli import lint_cmd, rule_cmd, rules_cmd
 from mmapconv.lint.registry import CHECKS
 from mmapconv.source import SourceFile
@@ -159,7 +160,7 @@ def test_lint_usage_error():
 
 def test_rules_lists_every_code_once():
     lines = run(rules_cmd, []).stdout.splitlines()
-    assert [line.split()[0] for line in lines] == list(RULES)
+    assert [line.split()[0] for line in lines] == list(RULES) + list(FIXES)
 
 
 def test_rule_explains():

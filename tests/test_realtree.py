@@ -5,6 +5,7 @@ scripts/kernel-tree.sh (see conftest.py); CI always has it.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,57 @@ def test_second_run_is_a_no_op(converted):
     assert again.internal_errors == []
 
 
+KCOMPILE = Path(__file__).resolve().parent.parent.parent / "shared" / "kcompile"
+# The plain conversion's whole diff, byte for byte: --unsafe-fixes (issue 11) left it as it was.
+SAFE_DIFF_SHA256 = "eaa3372cef459e4321fb4f4c8105986e3ff521642543b7d0f46b2081d8860f9c"
+# What `convert --unsafe-fixes` adds: the fixes made, by rule.
+UNSAFE_FIXES = {"MMC401": 2, "MMC402": 1}
+
+
+def test_plain_conversion_is_unchanged(converted):
+    _, _, diff, _ = converted
+    assert hashlib.sha256(patch_bytes(diff)).hexdigest() == SAFE_DIFF_SHA256
+
+
+@pytest.fixture(scope="module")
+def unsafe(kernel_tree, scan):
+    outcome = Converter(scan, unsafe_fixes=True).run()
+    diff = unified_diff(outcome.changes)
+    check = subprocess.run(["git", "apply", "--check", "-"], input=patch_bytes(diff), cwd=kernel_tree,
+                           capture_output=True, check=False)
+    return outcome, diff, check
+
+
+def test_unsafe_fixes_convert_strictly_more(converted, unsafe):
+    _, safe, _, _ = converted
+    outcome, _, check = unsafe
+    assert check.returncode == 0, check.stderr.decode()
+    assert outcome.internal_errors == []
+    assert dict(Counter(r.code for r in outcome.reviews)) == UNSAFE_FIXES
+    assert len(outcome.converted) == CONVERTED + sum(UNSAFE_FIXES.values())
+    fixed = {r.function.path for r in outcome.reviews}
+    # Every other file is converted exactly as without the flag.
+    assert {p: c for p, c in outcome.changes.items() if p not in fixed} == \
+        {p: c for p, c in safe.changes.items() if p not in fixed}
+
+
+@pytest.mark.skipif(not (KCOMPILE / "check.sh").exists(), reason="../shared/kcompile is not beside the checkout")
+def test_unsafe_fixes_compile(unsafe, tmp_path):
+    """The files an unsafe fix changed build with -Werror against the new API (the rest is the plain diff's)."""
+    outcome, _, _ = unsafe
+    fixed = {r.function.path for r in outcome.reviews}
+    patch = tmp_path / "unsafe.diff"
+    patch.write_bytes(patch_bytes(unified_diff({p: outcome.changes[p] for p in fixed})))
+    _kcompile_passes(patch)
+
+
+def _kcompile_passes(patch: Path) -> None:
+    subprocess.run(["bash", str(KCOMPILE / "prepare.sh")], check=True, capture_output=True)
+    proc = subprocess.run(["bash", str(KCOMPILE / "check.sh"), str(patch)], capture_output=True, text=True, check=False)
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("compile:")]
+    assert proc.returncode == 0 and summary and " 0 fail" in summary[0], proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
 def _checkpatch_types(tree: Path, rel: str) -> Counter:
     out = subprocess.run(["perl", "scripts/checkpatch.pl", "--no-tree", "--terse", "--show-types", "-f", rel],
                          cwd=tree, capture_output=True, text=True, check=False).stdout
@@ -100,19 +152,13 @@ def test_checkpatch_adds_nothing(kernel_tree, converted):
         assert after - before == Counter(), (rel, after - before)
 
 
-KCOMPILE = Path(__file__).resolve().parent.parent.parent / "shared" / "kcompile"
-
-
 @pytest.mark.skipif(not (KCOMPILE / "check.sh").exists(), reason="../shared/kcompile is not beside the checkout")
 def test_whole_tree_diff_compiles(converted, tmp_path):
     """Every converted file builds with -Werror against the new API (allmodconfig and allnoconfig)."""
     _, _, diff, _ = converted
     patch = tmp_path / "conversion.diff"
     patch.write_bytes(patch_bytes(diff))
-    subprocess.run(["bash", str(KCOMPILE / "prepare.sh")], check=True, capture_output=True)
-    proc = subprocess.run(["bash", str(KCOMPILE / "check.sh"), str(patch)], capture_output=True, text=True, check=False)
-    summary = [line for line in proc.stdout.splitlines() if line.startswith("compile:")]
-    assert proc.returncode == 0 and summary and " 0 fail" in summary[0], proc.stdout[-3000:] + proc.stderr[-2000:]
+    _kcompile_passes(patch)
 
 
 def test_scan_benchmark_ratio(kernel_tree, report_lines):

@@ -31,10 +31,14 @@ class Rule:
         return self.message.format(**fields)
 
 
-RULES: dict[str, Rule] = {
-    code: Rule(code=code, **{k: v.strip("\n") if isinstance(v, str) else v for k, v in spec.items()})
-    for code, spec in sorted(_DATA["rules"].items())
-}
+def _rules(data: dict) -> dict[str, Rule]:
+    return {code: Rule(code=code, **{k: v.strip("\n") if isinstance(v, str) else v for k, v in spec.items()})
+            for code, spec in sorted(data["rules"].items())}
+
+
+RULES: dict[str, Rule] = _rules(_DATA)
+# The unsafe fixes of `convert --unsafe-fixes` (rules/fixes.toml): documented like rules, never reported by lint.
+FIXES: dict[str, Rule] = _rules(load("fixes"))
 
 
 def severity_rank(severity: str) -> int:

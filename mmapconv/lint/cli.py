@@ -13,7 +13,7 @@ import click
 from ..api_level import AUTO, Detection, chosen, detect_patch_target, with_series
 from ..report.findings import FINDING_FORMATS, Report, exit_code, write
 from ..source import InputError
-from .catalogue import API_LEVELS, RULES, SEVERITIES
+from .catalogue import API_LEVELS, FIXES, RULES, SEVERITIES
 from .engine import lint_paths
 
 INPUT_ERROR = 2
@@ -83,14 +83,15 @@ def lint_cmd(paths, fmt, fail_on, api):
 
 @click.command("rules")
 def rules_cmd():
-    """List the lint rules, one line each."""
-    for rule in RULES.values():
+    """List the lint rules and the unsafe fixes of convert, one line each."""
+    for rule in [*RULES.values(), *FIXES.values()]:
         click.echo(f"{rule.code}  {rule.severity:<7}  {rule.name:<24}  {rule.what}")
 
 
 def _find_rule(key: str):
     key = key.strip()
-    return RULES.get(key.upper()) or next((r for r in RULES.values() if r.name == key.lower()), None)
+    every = {**RULES, **FIXES}
+    return every.get(key.upper()) or next((r for r in every.values() if r.name == key.lower()), None)
 
 
 @click.command("rule")
