@@ -255,7 +255,7 @@ class Converter:
                      if function_name(src, n) == fn.function and src.line(n) == summary.line), None)
         if node is None:
             return None
-        return unsafe.propose(unsafe.Target(src, node, fn.function, fn.evidence, self.result.level))
+        return unsafe.propose(unsafe.Target(src, node, fn.function, fn.evidence, self.result.level, summary.refusal))
 
     def _edits_for(self, fn: FunctionResult, mentioned_in: list[str],
                    proposal: "unsafe.Proposal | None" = None) -> dict[str, list[Edit]]:

@@ -47,6 +47,7 @@ class Target:
     name: str
     evidence: list[Evidence]    # the scan's, through every callee
     level: str
+    refusal: Evidence | None = None   # the safe planner's, when it refused
 
 
 @dataclass
@@ -80,7 +81,8 @@ def unsafe_fix(code: str, answers: tuple[str, ...]) -> Callable[[Fix], Fix]:
 
 def propose(target: Target) -> Proposal | None:
     """The first fix that takes the callback, converted; None when none does. Raises FixRefused."""
-    blocking_codes = {e.code for e in target.evidence if e.category not in AUTO_CATEGORIES}
+    blocking_codes = {e.code for e in target.evidence if e.category not in AUTO_CATEGORIES} | \
+        ({target.refusal.code} if target.refusal is not None else set())
     for code, answers, fix in _FIXES:
         if not blocking_codes or not blocking_codes <= set(answers):
             continue   # something else in the body blocks: nothing is proposed
@@ -135,4 +137,4 @@ def _edits_between(old: bytes, new: bytes) -> list[Edit]:
 
 
 # Registration order is the order fixes are tried in.
-from . import mapped, unlock  # noqa: E402,F401
+from . import mapped, split, unlock  # noqa: E402,F401
