@@ -25,6 +25,35 @@ def kernel_tree() -> Path:
     return tree
 
 
+def _expectations(path: Path) -> dict[str, str]:
+    """The `function: words` lines of a fixture's expectation file (refused.txt, reviews.txt); {} when absent."""
+    out = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.strip() and not line.startswith("#"):
+            function, words = line.split(":", 1)
+            out[function.strip()] = words.strip()
+    return out
+
+
+def _refused_as_listed(outcome, listed: Path) -> None:
+    """Exactly the functions refused.txt lists are refused, each with its words in the reason."""
+    expected = _expectations(listed)
+    refused = {r.function.function: r.message for r in outcome.refused}
+    assert set(refused) == set(expected)
+    for function, words in expected.items():
+        assert words in refused[function], (function, refused[function])
+
+
+@pytest.fixture(scope="session")
+def expectations():
+    return _expectations
+
+
+@pytest.fixture(scope="session")
+def refused_as_listed():
+    return _refused_as_listed
+
+
 _REPORT_LINES: list[str] = []
 
 

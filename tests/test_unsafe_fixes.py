@@ -40,16 +40,6 @@ def converted(name: str, tmp_path: Path, unsafe_fixes: bool = True, side: str = 
     return work, outcome
 
 
-def listed(name: str, file: str) -> dict[str, str]:
-    path = CASES / name / file
-    out = {}
-    for line in path.read_text().splitlines() if path.exists() else []:
-        if line.strip() and not line.startswith("#"):
-            function, words = line.split(":", 1)
-            out[function.strip()] = words.strip()
-    return out
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_before_becomes_after(name, tmp_path):
     work, outcome = converted(name, tmp_path)
@@ -65,8 +55,8 @@ def test_without_the_flag_nothing_changes(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_unsafe_fix_has_its_review_note(name, tmp_path):
-    want = listed(name, "reviews.txt")
+def test_every_unsafe_fix_has_its_review_note(name, tmp_path, expectations):
+    want = expectations(CASES / name / "reviews.txt")
     _, outcome = converted(name, tmp_path)
     made = {r.function.function: r for r in outcome.reviews}
     assert set(made) == set(want)
@@ -77,13 +67,9 @@ def test_every_unsafe_fix_has_its_review_note(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_refusals_have_their_reason(name, tmp_path):
-    want = listed(name, "refused.txt")
+def test_refusals_have_their_reason(name, tmp_path, refused_as_listed):
     _, outcome = converted(name, tmp_path)
-    refused = {r.function.function: r.message for r in outcome.refused}
-    assert set(refused) == set(want)
-    for function, words in want.items():
-        assert words in refused[function], (function, refused[function])
+    refused_as_listed(outcome, CASES / name / "refused.txt")
 
 
 @pytest.mark.parametrize("name", NAMES)

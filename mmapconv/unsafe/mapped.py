@@ -50,7 +50,7 @@ def state_to_mapped(t: Target) -> Rewrite:
     if any(s is None for s in statements):
         raise FixRefused(state_lines[statements.index(None)], "the state is not a statement of its own")
     close = _defined(src, members.get("close"))
-    moved, undone, moved_text, undo_text = [], [], [], ""
+    moved, undone, moved_text, undo_text = [], [], [], []
     open_hook = _defined(src, members.get("open"))
     for stmt in statements:
         callee, args = _call(src, stmt)
@@ -64,14 +64,14 @@ def state_to_mapped(t: Target) -> Rewrite:
                 raise FixRefused(src.line(stmt), f"{callee}() is called with more than the vma")
             moved_text.append(_open_body(src, open_hook, file_name))
             moved.append(stmt)
-            undo_text = f"{members['close']}() in .close undoes it" if close is not None else \
-                f"{ops_name} has no .close: the driver never undoes it"
+            undo_text.append(f"{members['close']}() in .close undoes it" if close is not None else
+                             f"{ops_name} has no .close: the driver never undoes it")
             continue
         if any(src.text(i) == vma for i in find(stmt, "identifier")):
             raise FixRefused(src.line(stmt), f"{callee}() is handed the vma")
         moved.append(stmt)
         moved_text.append(_with_locals(src, body, stmt, file_name))
-        undo_text = _undo_place(src, t.node, callee, [s for s in statements if s.parent != body], close, ops_name)
+        undo_text.append(_undo_place(src, t.node, callee, [s for s in statements if s.parent != body], close, ops_name))
     if not moved:
         raise FixRefused(state_lines[0], "only the release of the state is here: where it is taken is elsewhere")
 
@@ -84,7 +84,7 @@ def state_to_mapped(t: Target) -> Rewrite:
     edits.append(Edit(at, at, _definition(hook, file_name, moved_text)))
     state = "; ".join(f"`{' '.join(src.text(s).split())}`" for s in moved)
     return Rewrite(apply(src.data, edits), set(state_lines),
-                   {"state": state, "hook": hook, "vm_ops": ops_name, "undo": undo_text})
+                   {"state": state, "hook": hook, "vm_ops": ops_name, "undo": "; ".join(dict.fromkeys(undo_text))})
 
 
 def _assigned_vm_ops(src: SourceFile, body, vma: str, fn) -> str:
@@ -99,8 +99,8 @@ def _assigned_vm_ops(src: SourceFile, body, vma: str, fn) -> str:
                 raise FixRefused(src.line(node), f"vm_ops is set to `{src.text(right)}`, not a vm_operations_struct of this file")
             names.add(text[1:])
     if len(names) != 1:
-        raise FixRefused(src.line(fn), "the callback sets no vm_ops of its own, or several: mapped() has no one place to go"
-                         if not names else "the callback sets several vm_ops: mapped() has no one place to go")
+        raise FixRefused(src.line(fn), f"the callback sets {'several vm_ops' if names else 'no vm_ops of its own'}: "
+                                       "mapped() has no one place to go")
     return names.pop()
 
 
@@ -273,12 +273,9 @@ def _remove_line(src: SourceFile, stmt) -> Edit:
 def _remove_undo(src: SourceFile, stmt) -> list[Edit]:
     """An error path's release goes; an `else` left empty goes with it."""
     parent = stmt.parent
-    if parent.type == "else_clause" or (parent.type == "if_statement" and parent.child_by_field_name("alternative") is not None
-                                        and parent.child_by_field_name("alternative").named_children
-                                        and parent.child_by_field_name("alternative").named_children[0] == stmt):
-        clause = parent if parent.type == "else_clause" else parent.child_by_field_name("alternative")
-        prev_end = clause.prev_sibling.end_byte if clause.prev_sibling is not None else clause.start_byte
-        return [Edit(prev_end, clause.end_byte, "")]
+    if parent.type == "else_clause":
+        prev_end = parent.prev_sibling.end_byte if parent.prev_sibling is not None else parent.start_byte
+        return [Edit(prev_end, parent.end_byte, "")]
     if parent.type == "compound_statement":
         return [_remove_line(src, stmt)]
     raise FixRefused(src.line(stmt), "the release of the state sits where it cannot simply go")
