@@ -316,8 +316,9 @@ class Converter:
             checked.update((job, future.result()) for job, future in running.items())
             failed = next(((path, checked[(path, edits)][1]) for path, edits in jobs if checked[(path, edits)][1]), None)
             if failed is None:
+                # A file a function only looked at (a mention its edits left alone) is no change.
                 outcome.changes = {path: (self.data(path), checked[(path, edits)][0])
-                                   for path, edits in jobs}
+                                   for path, edits in jobs if checked[(path, edits)][0] != self.data(path)}
                 outcome.converted = [(fn, fn.twin or fn.function + NEW_SUFFIX) for fn, _ in planned.values()]
                 return
             path, problem = failed

@@ -117,6 +117,23 @@ def test_convert_diff_applies_to_what_write_makes(tmp_path, name):
     assert snapshot(copy) == snapshot(tree) != {"drivers/misc/rfd.c": CLI_CASES[name]}
 
 
+@needs_git
+def test_a_file_the_edits_leave_alone_is_no_change(tmp_path):
+    """What the property test found: a header whose lines end in a lone CR is one line to C, so its
+    prototype is no prototype and nothing in it is renamed; it used to come out as an empty diff."""
+    tree = tmp_path / "tree"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "fixtures" / "convert" / "refs_extern_prototype" / "before",
+                    tree)
+    header = tree / "drivers" / "misc" / "rxp.h"
+    header.write_bytes(header.read_bytes().replace(b"\n", b"\r"))
+    copy = tmp_path / "copy"
+    shutil.copytree(tree, copy)
+    diff = run_convert(tree)
+    assert diff.returncode == 0, diff.stderr.decode()
+    assert diff.stdout.count(b"diff --git") == 1 and b"rxp.h" not in diff.stdout
+    git_apply(copy, diff.stdout)
+
+
 # --- B. --write: every file or none --------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Mutated fixtures through scan, convert, lint and check-patch (hypothesis, fixed seed, bounded time).
 
-Each example takes one fixture (a C file of fixtures/convert/*/before,
+Each example takes one fixture (a C file of fixtures/convert/*/before or fixtures/unsafe/*/before,
 fixtures/scan or fixtures/lint, or a patch or mbox of fixtures/series),
 applies a few mutations to its bytes (byte and line ranges deleted,
 duplicated or swapped, odd bytes and C or patch fragments inserted,
@@ -59,11 +59,11 @@ def _tree(root: Path, paths) -> tuple[tuple[str, bytes], ...]:
 
 def _c_seeds() -> list[Seed]:
     seeds = []
-    for before in sorted((FIXTURES / "convert").glob("*/before")):
+    for before in sorted([*(FIXTURES / "convert").glob("*/before"), *(FIXTURES / "unsafe").glob("*/before")]):
         files = _tree(before, before.rglob("*"))
         for rel, _ in files:
             if rel.endswith((".c", ".h")):
-                seeds.append(Seed(f"convert/{before.parent.name}/{rel}", files, rel))
+                seeds.append(Seed(f"{before.parent.parent.name}/{before.parent.name}/{rel}", files, rel))
     scan = FIXTURES / "scan"
     for path in sorted(scan.rglob("*.c")):
         # The file with the C files and headers of its directory (helpers, header macros).
@@ -438,7 +438,7 @@ def check_scan(case, fmt: str, all_ops: bool, whole_tree: bool) -> None:
             assert bool(doc["errors"]) == (result.exit_code == 1), (result.exit_code, doc["errors"])
 
 
-def check_convert(case, level: str) -> None:
+def check_convert(case, level: str, unsafe: bool) -> None:
     seed_, ops = case
     data = mutate(dict(seed_.files)[seed_.target], ops)
     describe(seed_, ops, data)
@@ -446,7 +446,8 @@ def check_convert(case, level: str) -> None:
         root = Path(tmp) / "tree"
         write_tree(root, seed_, data)
         before = snapshot(root)
-        args = ["convert", "-j", "1", "--api", level, root]
+        options = ["-j", "1", "--api", level, *(["--unsafe-fixes"] if unsafe else [])]
+        args = ["convert", *options, root]
         first = invoke(args)
         diff = first.stdout_bytes
         assert snapshot(root) == before, "convert without --write changed the tree"
@@ -460,7 +461,7 @@ def check_convert(case, level: str) -> None:
         shutil.copytree(root, copy, symlinks=True)
         if GIT:
             git_apply(diff, copy)
-        written = invoke(["convert", "-j", "1", "--write", "--api", level, root])
+        written = invoke(["convert", "--write", *options, root])
         assert written.exit_code == 0, written.stderr
         if GIT:
             assert snapshot(copy) == snapshot(root), "the applied diff and convert --write differ"
@@ -523,9 +524,9 @@ def test_scan_survives_mutated_fixtures(case, fmt, all_ops, whole_tree):
 
 @seed(SEED)
 @settings(max_examples=100, **SETTINGS)
-@given(mutated_c(), LEVELS)
-def test_convert_diff_applies_and_is_idempotent_on_mutated_fixtures(case, level):
-    check_convert(case, level)
+@given(mutated_c(), LEVELS, st.booleans())
+def test_convert_diff_applies_and_is_idempotent_on_mutated_fixtures(case, level, unsafe):
+    check_convert(case, level, unsafe)
 
 
 @seed(SEED)
