@@ -271,7 +271,7 @@ def body(f: Facts, reviews: list[tuple[str, str]] = ()) -> str:
                           "desc->page_prot, so it applies to the whole VMA, faults included, where before "
                           "only the remapped range used it.")
     for code, note in reviews:
-        paragraphs.append(f"{REVIEW_NOTE} an unsafe fix ({code}, `mmapconv rule {code}`): {note}")
+        paragraphs.append(f"{REVIEW_NOTE} an unsafe fix ({code}, `mmapconv rule {code}`): {note.rstrip('.')}.")
     out = "\n\n".join(wrap(p) for p in paragraphs)
     if f.old_api_mentions:
         kinds = _ordered(kind + "s" for _, kind, _ in f.old_api_mentions)

@@ -100,6 +100,21 @@ def test_json_and_summary_carry_the_review_notes(tmp_path):
     assert "unsafe fixes to review: MMC401 1" in proc.stderr
 
 
+def test_the_series_carries_the_review_note(tmp_path):
+    work = tmp_path / "tree"
+    shutil.copytree(CASES / "mapped_counter" / "before", work)
+    proc = subprocess.run([sys.executable, "-m", "mmapconv", "convert", "-j", "1", "--unsafe-fixes", "--stdout",
+                           "--signoff", "A U Thor <author@example.com>", "."], cwd=work,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "mmapconv convert --stdout --signoff 'A U Thor <author@example.com>' --unsafe-fixes" in text
+    assert "Patch 1 carries a note for review" in text
+    assert "Note for review: an unsafe fix (MMC401, `mmapconv rule MMC401`): foo_mmap(): " \
+           "`atomic_inc(&foo->maps);` moved to the new foo_mapped() in foo_vm_ops.mapped; " \
+           "foo_vm_close() in .close undoes it." in text
+
+
 def test_the_commit_message_carries_the_review_note():
     body = commit_message.body(commit_message.Facts(), [("MMC402", "foo_mmap(): the mapping is now established outside foo_lock")])
     assert "Note for review: an unsafe fix (MMC402, `mmapconv rule MMC402`): foo_mmap(): the mapping" in \
