@@ -79,7 +79,7 @@ def state_to_mapped(t: Target) -> Rewrite:
     if re.search(rb"\b" + hook.encode() + rb"\b", src.data):
         raise FixRefused(src.line(t.node), f"{hook} already exists in this file")
     edits = [_remove_line(src, s) for s in moved] + [e for s in undone for e in _remove_undo(src, s)]
-    edits += _wire(src, declaration, members, hook, file_name)
+    edits += _wire(src, declaration, hook, file_name)
     at = leading_comment_start(src, t.node)
     edits.append(Edit(at, at, _definition(hook, file_name, moved_text)))
     state = "; ".join(f"`{' '.join(src.text(s).split())}`" for s in moved)
@@ -281,11 +281,15 @@ def _remove_undo(src: SourceFile, stmt) -> list[Edit]:
     raise FixRefused(src.line(stmt), "the release of the state sits where it cannot simply go")
 
 
-def _wire(src: SourceFile, declaration, members: dict[str, str], hook: str, file_name: str) -> list[Edit]:
-    """The prototype above the vm_ops, and `.mapped = hook,` after its last member, laid out like it."""
+def _wire(src: SourceFile, declaration, hook: str, file_name: str) -> list[Edit]:
+    """The prototype above the vm_ops, and `.mapped = hook,` on the line before its closing brace (after
+    any `#endif`: set in every configuration), laid out like its last member."""
     init = next(d.child_by_field_name("value") for d in declaration.children_by_field_name("declarator")
                 if d.type == "init_declarator")
     pairs = [p for p in init.named_children if p.type == "initializer_pair"]
+    close_line = src.data.rfind(b"\n", 0, init.end_byte - 1) + 1
+    if not pairs or src.data[close_line:init.end_byte - 1].strip():
+        raise FixRefused(src.line(declaration), "the vm_ops initializer has no member lines to add .mapped after")
     last = pairs[-1]
     line_start = src.data.rfind(b"\n", 0, last.start_byte) + 1
     layout = decode(src.data[line_start:last.child_by_field_name("value").start_byte])
@@ -297,8 +301,7 @@ def _wire(src: SourceFile, declaration, members: dict[str, str], hook: str, file
     comma_at = last.end_byte
     after = src.data[comma_at:comma_at + 1]
     edits = [] if after == b"," else [Edit(comma_at, comma_at, ",")]
-    line_end = src.data.find(b"\n", last.end_byte) + 1
-    edits.append(Edit(line_end, line_end, f"{member_line}{hook},\n"))
+    edits.append(Edit(close_line, close_line, f"{member_line}{hook},\n"))
     at = src.data.rfind(b"\n", 0, declaration.start_byte) + 1
     edits.append(Edit(at, at, _signature(hook, file_name) + ";\n\n"))
     return edits
