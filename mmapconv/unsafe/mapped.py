@@ -50,30 +50,39 @@ def state_to_mapped(t: Target) -> Rewrite:
     if any(s is None for s in statements):
         raise FixRefused(state_lines[statements.index(None)], "the state is not a statement of its own")
     close = _defined(src, members.get("close"))
-    moved, undone, moved_text, undo_text = [], [], [], []
     open_hook = _defined(src, members.get("open"))
+    calls = {id(stmt): _call(src, stmt) for stmt in statements}
     for stmt in statements:
-        callee, args = _call(src, stmt)
-        if callee is None:
+        if calls[id(stmt)][0] is None:
             raise FixRefused(src.line(stmt), "the state is not a plain call")
-        if stmt.parent != body:
-            undone.append(stmt)          # an error path's undo: the state it undoes is no longer taken
-            continue
+    taken = [s for s in statements if s.parent == body]
+    # Below the top level, a statement is the error path's release of what the top level took (the
+    # call's pair in rules/fixes.toml, or what the close hook calls too); anything else is state taken
+    # on some paths only, which mapped() cannot tell.
+    releases = {u for s in taken for u in _UNDO.get(calls[id(s)][0], [])} if taken else \
+        {u for pair in _UNDO.values() for u in pair}
+    undone = [s for s in statements if s.parent != body]
+    for stmt in undone:
+        callee = calls[id(stmt)][0]
+        if callee not in releases and not (close is not None and _reaches(src, close, {callee})):
+            raise FixRefused(src.line(stmt), f"`{' '.join(src.text(stmt).split())}` takes state on some paths only")
+    if not taken:
+        raise FixRefused(state_lines[0], "only the release of the state is here: where it is taken is elsewhere")
+    moved_text, undo_text = [], []
+    for stmt in taken:
+        callee, args = calls[id(stmt)]
         if open_hook is not None and callee == members.get("open"):
             if [src.text(a) for a in args] != [vma]:
                 raise FixRefused(src.line(stmt), f"{callee}() is called with more than the vma")
             moved_text.append(_open_body(src, open_hook, file_name))
-            moved.append(stmt)
             undo_text.append(f"{members['close']}() in .close undoes it" if close is not None else
                              f"{ops_name} has no .close: the driver never undoes it")
             continue
         if any(src.text(i) == vma for i in find(stmt, "identifier")):
             raise FixRefused(src.line(stmt), f"{callee}() is handed the vma")
-        moved.append(stmt)
-        moved_text.append(_with_locals(src, body, stmt, file_name))
-        undo_text.append(_undo_place(src, t.node, callee, [s for s in statements if s.parent != body], close, ops_name))
-    if not moved:
-        raise FixRefused(state_lines[0], "only the release of the state is here: where it is taken is elsewhere")
+        moved_text.append(_with_locals(src, body, stmt, file_name, vma))
+        undo_text.append(_undo_place(src, t.node, callee, undone, close, ops_name))
+    moved = taken
 
     hook = re.sub(r"_mmap$", "", t.name) + "_mapped"
     if re.search(rb"\b" + hook.encode() + rb"\b", src.data):
@@ -163,7 +172,7 @@ def _file_uses_ok(src: SourceFile, node, file_name: str) -> None:
             raise FixRefused(src.line(ident), f"`{src.text(parent)}` needs the file as more than a const file")
 
 
-def _with_locals(src: SourceFile, body, stmt, file_name: str) -> str:
+def _with_locals(src: SourceFile, body, stmt, file_name: str, vma: str) -> str:
     """The statement, after the declarations of the locals it reads (each from the file alone)."""
     declarations = {}
     for decl in body.named_children:
@@ -186,6 +195,8 @@ def _with_locals(src: SourceFile, body, stmt, file_name: str) -> str:
                     raise FixRefused(src.line(decl), f"`{name}` is not given its value where it is declared")
                 if _assigned_again(src, body, name):
                     raise FixRefused(src.line(decl), f"`{name}` changes in the callback: mapped() cannot recompute it")
+                if any(src.text(i) == vma for i in find(decl, "identifier")):
+                    raise FixRefused(src.line(decl), f"`{name}` is read from the vma, which mapped() does not have")
                 needed.append(name)
                 todo.append(decl)
     _file_uses_ok(src, stmt, file_name)
