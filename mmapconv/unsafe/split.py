@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ..edits import Edit, apply
+from ..plan import leading_comment_start
 from ..rules_data import load
 from ..source import SourceFile, decode, find, function_declarator, function_name, parameters
 from ..style import wrap_line
@@ -73,10 +74,12 @@ def split_shared_helper(t: Target) -> Rewrite:
     returns = src.text(helper.child_by_field_name("type")).strip() != "void" or \
         src.text(function_declarator(helper).parent).startswith("*")
     wrapper_call = call_text(hvma, names)
-    wrapper = decode(src.data[helper.start_byte:body.start_byte]) + \
-        "{\n" + wrap_line(f"\t{'return ' if returns else ''}{wrapper_call};") + "\n}"
     callback_call = call_text(vma, [src.text(a) for a in args])
-    edits = [Edit(helper.start_byte, helper.end_byte, core_text + "\n\n" + wrapper),
+    # The core goes above the helper and any comment of it: a kernel-doc stays with the signature it documents.
+    at = leading_comment_start(src, helper)
+    edits = [Edit(at, at, core_text + "\n\n"),
+             Edit(body.start_byte, body.end_byte,
+                  "{\n" + wrap_line(f"\t{'return ' if returns else ''}{wrapper_call};") + "\n}"),
              Edit(call.start_byte, call.end_byte, callback_call)]
     return Rewrite(apply(src.data, edits), {t.refusal.line}, {"helper": name, "core": core,
                                                               "values": ", ".join(_VALUES[f][0] for f in fields)})
