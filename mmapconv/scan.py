@@ -351,8 +351,9 @@ class Scanner:
                 if sites is None:
                     break
                 site_files, _ = sites.result()
-                # A file analysed before the macros it uses were known is analysed again.
-                todo = [p for p in site_files if derived_round or self.display(p) not in seen]
+                # A file analysed before the macros it uses were known is analysed again: after a
+                # derived round any, in the first the headers (they went first, knowing no macro).
+                todo = [p for p in site_files if derived_round or p.endswith(".h") or self.display(p) not in seen]
                 extra, _ = self._run(pool, todo, macros)
                 for r in extra:
                     if r.path in position:

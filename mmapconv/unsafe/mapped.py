@@ -40,10 +40,10 @@ def state_to_mapped(t: Target) -> Rewrite:
         raise FixRefused(src.line(declaration), f"{ops_name} already has a .mapped")
     if not any(src.text(c) == "static" for c in declaration.children if c.type == "storage_class_specifier"):
         raise FixRefused(src.line(declaration), f"{ops_name} is not static: other files may map with it")
-    users = {function_name(src, _function_of(n)) for n in src.identifiers_named(ops_name)
+    users = {function_name(src, _function_of(n)) or "?" for n in src.identifiers_named(ops_name)
              if _function_of(n) is not None}
     if users - {t.name}:
-        other = sorted(u for u in users - {t.name} if u)[0]
+        other = sorted(users - {t.name})[0]
         raise FixRefused(src.line(declaration), f"{ops_name} is also used by {other}(): mapped() would run for its mappings too")
 
     statements = [_statement_on(src, body, line) for line in state_lines]
@@ -55,33 +55,45 @@ def state_to_mapped(t: Target) -> Rewrite:
     for stmt in statements:
         if calls[id(stmt)][0] is None:
             raise FixRefused(src.line(stmt), "the state is not a plain call")
-    taken = [s for s in statements if s.parent == body]
-    # Below the top level, a statement is the error path's release of what the top level took (the
-    # call's pair in rules/fixes.toml, or what the close hook calls too); anything else is state taken
-    # on some paths only, which mapped() cannot tell.
-    releases = {u for s in taken for u in _UNDO.get(calls[id(s)][0], [])} if taken else \
-        {u for pair in _UNDO.values() for u in pair}
-    undone = [s for s in statements if s.parent != body]
-    for stmt in undone:
+    every_release = {u for pair in _UNDO.values() for u in pair}
+
+    def releases(stmt) -> bool:
         callee = calls[id(stmt)][0]
-        if callee not in releases and not (close is not None and _reaches(src, close, {callee})):
+        return callee in every_release or close is not None and callee != members.get("open") and \
+            _reaches(src, close, {callee})
+
+    taken = [s for s in statements if s.parent == body and not releases(s)]
+    undone = [s for s in statements if s not in taken]
+    for stmt in undone:
+        if stmt.parent != body and not releases(stmt):
             raise FixRefused(src.line(stmt), f"`{' '.join(src.text(stmt).split())}` takes state on some paths only")
     if not taken:
         raise FixRefused(state_lines[0], "only the release of the state is here: where it is taken is elsewhere")
-    moved_text, undo_text = [], []
+    _check_releases(src, body, taken, undone, calls)
+    _check_taken_unconditionally(src, body, taken)
+    _check_not_read_again(src, body, taken, undone, calls, vma)
+    _check_same_configuration(src, declaration, t.node)
+    moved_text, undo_text, plain = [], [], []
     for stmt in taken:
         callee, args = calls[id(stmt)]
         if open_hook is not None and callee == members.get("open"):
             if [src.text(a) for a in args] != [vma]:
                 raise FixRefused(src.line(stmt), f"{callee}() is called with more than the vma")
+            later = [n for n in find(body, "assignment_expression") if n.start_byte > stmt.end_byte
+                     and src.text(n.child_by_field_name("left")).replace(" ", "") == f"{vma}->vm_private_data"]
+            if later:
+                raise FixRefused(src.line(later[0]), f"{callee}() runs before vm_private_data is set: in mapped() "
+                                                     "it would see the value set after it")
             moved_text.append(_open_body(src, open_hook, file_name))
             undo_text.append(f"{members['close']}() in .close undoes it" if close is not None else
                              f"{ops_name} has no .close: the driver never undoes it")
             continue
         if any(src.text(i) == vma for i in find(stmt, "identifier")):
             raise FixRefused(src.line(stmt), f"{callee}() is handed the vma")
-        moved_text.append(_with_locals(src, body, stmt, file_name, vma))
-        undo_text.append(_undo_place(src, t.node, callee, undone, close, ops_name))
+        plain.append(stmt)
+        undo_text.append(_undo_place(src, t.node, stmt, calls, undone, close, ops_name))
+    if plain:
+        moved_text.append(_with_locals(src, body, plain, file_name, vma))
     moved = taken
 
     hook = re.sub(r"_mmap$", "", t.name) + "_mapped"
@@ -161,19 +173,23 @@ def _call(src: SourceFile, stmt):
 def _file_uses_ok(src: SourceFile, node, file_name: str) -> None:
     """mapped() is given a const file: it may be read, or passed to what reads a const file."""
     for ident in find(node, "identifier"):
-        if src.text(ident) != file_name:
-            continue
-        parent = ident.parent
-        if parent.type == "field_expression":
-            continue
-        call = parent.parent if parent.type == "argument_list" else None
-        callee = call.child_by_field_name("function") if call is not None else None
-        if callee is None or src.text(callee) not in _FILE_READERS:
-            raise FixRefused(src.line(ident), f"`{src.text(parent)}` needs the file as more than a const file")
+        if src.text(ident) == file_name:
+            _const_file_use(src, ident)
 
 
-def _with_locals(src: SourceFile, body, stmt, file_name: str, vma: str) -> str:
-    """The statement, after the declarations of the locals it reads (each from the file alone)."""
+def _const_file_use(src: SourceFile, node) -> None:
+    """`node` (the file) read through a member, or passed to what takes a const file; else refused."""
+    parent = node.parent
+    if parent.type == "field_expression" and parent.child_by_field_name("argument") == node:
+        return
+    call = parent.parent if parent.type == "argument_list" else None
+    callee = call.child_by_field_name("function") if call is not None else None
+    if callee is None or src.text(callee) not in _FILE_READERS:
+        raise FixRefused(src.line(node), f"`{src.text(parent)}` needs the file as more than a const file")
+
+
+def _with_locals(src: SourceFile, body, statements: list, file_name: str, vma: str) -> str:
+    """The statements, after the declarations of the locals they read (each from the file alone), once each."""
     declarations = {}
     for decl in body.named_children:
         if decl.type != "declaration":
@@ -184,7 +200,7 @@ def _with_locals(src: SourceFile, body, stmt, file_name: str, vma: str) -> str:
                 inner = inner.child_by_field_name("declarator")
             if inner is not None:
                 declarations[src.text(inner)] = (decl, d)
-    needed, todo, lines = [], [stmt], []
+    needed, todo = [], list(statements)
     while todo:
         node = todo.pop()
         for ident in find(node, "identifier"):
@@ -199,13 +215,84 @@ def _with_locals(src: SourceFile, body, stmt, file_name: str, vma: str) -> str:
                     raise FixRefused(src.line(decl), f"`{name}` is read from the vma, which mapped() does not have")
                 needed.append(name)
                 todo.append(decl)
-    _file_uses_ok(src, stmt, file_name)
-    order = sorted(needed, key=lambda n: declarations[n][0].start_byte)
-    for name in order:
+    lines = []
+    for name in sorted(needed, key=lambda n: declarations[n][0].start_byte):
         decl = declarations[name][0]
         _file_uses_ok(src, decl, file_name)
         lines.append(src.text(decl))
-    return "\n\t".join(lines) + ("\n\n\t" if lines else "") + src.text(stmt)
+    for stmt in statements:
+        _file_uses_ok(src, stmt, file_name)
+    return "\n\t".join(lines) + ("\n\n\t" if lines else "") + "\n\t".join(src.text(s) for s in statements)
+
+
+def _first_argument(src: SourceFile, stmt, calls) -> str:
+    args = calls[id(stmt)][1]
+    return " ".join(src.text(args[0]).split()).lstrip("&").strip() if args else ""
+
+
+def _check_releases(src: SourceFile, body, taken: list, undone: list, calls) -> None:
+    """Each release the callback makes must be an error path's, after the take, of the same object."""
+    for stmt in undone:
+        if stmt.parent == body:
+            raise FixRefused(src.line(stmt), f"`{' '.join(src.text(stmt).split())}` releases state on the "
+                                             "callback's own path: mapped() cannot take its place")
+        objects = {_first_argument(src, s, calls) for s in taken if s.start_byte < stmt.start_byte}
+        if _first_argument(src, stmt, calls) not in objects:
+            raise FixRefused(src.line(stmt), f"`{' '.join(src.text(stmt).split())}` releases what the callback "
+                                             "did not take before it")
+
+
+_NEGATIVE = re.compile(r"-\s*(?:E[A-Z0-9]+|\d+)")
+
+
+def _check_taken_unconditionally(src: SourceFile, body, taken: list) -> None:
+    """mapped() runs for every mapping: a take after an earlier successful return would now always run."""
+    first = min(s.start_byte for s in taken)
+    for ret in find(body, "return_statement"):
+        value = ret.named_children[0] if ret.named_children else None
+        if ret.start_byte < first and (value is None or not _NEGATIVE.fullmatch(src.text(value).replace(" ", ""))):
+            raise FixRefused(src.line(ret), f"`{' '.join(src.text(ret).split())}` succeeds before the state is "
+                                            "taken: mapped() would take it for that mapping too")
+
+
+def _check_not_read_again(src: SourceFile, body, taken: list, undone: list, calls, vma: str) -> None:
+    """What the callback goes on to read of the state (a limit check) would no longer count this mapping."""
+    for stmt in taken:
+        obj = _first_argument(src, stmt, calls)
+        if not obj or obj == vma:
+            continue
+        pattern = re.compile(r"(?<![\w>.])" + re.escape(obj) + r"(?![\w])")
+        for later in body.named_children:
+            if later.start_byte <= stmt.start_byte or later in taken:
+                continue
+            text = src.text(later)
+            for release in undone:
+                if later.start_byte <= release.start_byte < later.end_byte:
+                    text = text.replace(src.text(release), "")
+            if pattern.search(" ".join(text.split())):
+                raise FixRefused(src.line(later), f"`{obj}` is read after it is taken: without this mapping "
+                                                  "counted, what the callback checks changes")
+
+
+_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b", re.M)
+
+
+def _check_same_configuration(src: SourceFile, declaration, fn) -> None:
+    """The vm_ops and the callback in the same configuration: .mapped and mapped() exist together."""
+    start, end = min(declaration.start_byte, fn.start_byte), max(declaration.end_byte, fn.end_byte)
+    depth = 0
+    for m in _DIRECTIVE.finditer(src.data, start, end):
+        kind = m.group(1)
+        if kind.startswith(b"if"):
+            depth += 1
+        elif kind == b"endif":
+            depth -= 1
+        if depth < 0 or depth == 0 and kind in (b"else", b"elif"):
+            raise FixRefused(src.line_of(m.start()), "a preprocessor conditional separates the vm_ops from the "
+                                                     "callback: mapped() would not exist wherever .mapped does")
+    if depth != 0:
+        raise FixRefused(src.line(fn), "a preprocessor conditional separates the vm_ops from the callback: "
+                                       "mapped() would not exist wherever .mapped does")
 
 
 def _assigned_again(src: SourceFile, body, name: str) -> bool:
@@ -223,6 +310,10 @@ def _open_body(src: SourceFile, hook, file_name: str) -> str:
         raise FixRefused(src.line(hook), "the open hook does not take just the vma")
     vma = params[0][1]
     body = hook.child_by_field_name("body")
+    ours = {file_name, "start", "end", "pgoff", "vm_private_data"}
+    clash = sorted({src.text(i) for i in find(body, "identifier")} & ours)
+    if clash:
+        raise FixRefused(src.line(hook), f"the open hook uses the name `{clash[0]}`, a parameter of mapped()")
     edits = []
     for ident in find(body, "identifier"):
         if src.text(ident) != vma:
@@ -231,6 +322,8 @@ def _open_body(src: SourceFile, hook, file_name: str) -> str:
         field = src.text(parent.child_by_field_name("field")) if parent.type == "field_expression" else None
         if field not in _VMA_FIELDS:
             raise FixRefused(src.line(ident), f"the open hook uses the vma as `{src.text(parent)}`")
+        if field == "vm_file":
+            _const_file_use(src, parent)
         edits.append(Edit(parent.start_byte, parent.end_byte, _VMA_FIELDS[field].replace("FILE", file_name)))
     if any(s.type == "return_statement" for s in find(body, "return_statement")):
         raise FixRefused(src.line(hook), "the open hook returns early")
@@ -241,33 +334,43 @@ def _open_body(src: SourceFile, hook, file_name: str) -> str:
     return re.sub(r"= \(\*vm_private_data\);", "= *vm_private_data;", inner)
 
 
-def _undo_place(src: SourceFile, fn, callee: str, error_paths: list, close, ops_name: str) -> str:
-    """Where the state is released: in .close (fine), elsewhere (refused), or nowhere (said)."""
-    undo = set(_UNDO.get(callee, []))
-    for stmt in error_paths:
-        name, _ = _call(src, stmt)
-        if name is not None:
-            undo.add(name)
-    calls = [c for c in src.find("function_definition") if c != fn
-             for n in find(c, "call_expression")
-             if src.text(n.child_by_field_name("function")) in undo]
+def _undo_place(src: SourceFile, fn, stmt, calls, error_paths: list, close, ops_name: str) -> str:
+    """Where the state is released: in .close (fine), elsewhere (refused), or nowhere (said).
+
+    A release of the rules' pairs must name the same member (`atomic_dec(&dev->maps)` for
+    `atomic_inc(&foo->maps)`); a driver's own pair is what its error path calls with the same argument.
+    """
+    callee = calls[id(stmt)][0]
+    member = re.split(r"->|\.", _first_argument(src, stmt, calls))[-1]
+    undo = {u: member for u in _UNDO.get(callee, [])}
+    for release in error_paths:
+        name = calls[id(release)][0]
+        if name is not None and name not in undo:
+            undo[name] = None
     if close is not None and _reaches(src, close, undo):
         return f"{function_name(src, close)}() in .close undoes it"
-    if calls:
-        where = function_name(src, calls[0])
-        raise FixRefused(src.line(calls[0]), f"{callee}() is undone in {where}(), not in {ops_name}.close: "
-                                             "moved into mapped() it would no longer pair with its release")
+    elsewhere = [c for c in src.find("function_definition") if c != fn and _reaches(src, c, undo, depth=0)]
+    if elsewhere:
+        where = function_name(src, elsewhere[0])
+        raise FixRefused(src.line(elsewhere[0]), f"{callee}() is undone in {where}(), not in {ops_name}.close: "
+                                                 "moved into mapped() it would no longer pair with its release")
     return f"nothing in this file undoes {callee}(): check that it needs no release"
 
 
-def _reaches(src: SourceFile, fn, names: set[str], depth: int = 2) -> bool:
-    """Whether `fn` calls one of `names`, itself or through same-file helpers."""
+def _reaches(src: SourceFile, fn, names, depth: int = 2) -> bool:
+    """Whether `fn` calls one of `names`, itself or through same-file helpers. `names` maps a name to the
+    member its first argument must end in, or to None (any argument)."""
+    wanted = names if isinstance(names, dict) else dict.fromkeys(names)
     for call in find(fn, "call_expression"):
         callee = src.text(call.child_by_field_name("function"))
-        if callee in names:
-            return True
+        if callee in wanted:
+            args = call.child_by_field_name("arguments").named_children
+            member = wanted[callee]
+            if member is None or args and re.search(r"(->|\.|^&?)" + re.escape(member) + r"$",
+                                                    " ".join(src.text(args[0]).split())):
+                return True
         helper = _defined(src, callee) if depth > 0 else None
-        if helper is not None and helper != fn and _reaches(src, helper, names, depth - 1):
+        if helper is not None and helper != fn and _reaches(src, helper, wanted, depth - 1):
             return True
     return False
 

@@ -41,6 +41,8 @@ def split_shared_helper(t: Target) -> Rewrite:
     if len(helpers) != 1:
         raise FixRefused(src.line(call), f"{name}() is defined {len(helpers)} times in this file")
     helper = helpers[0]
+    if helper.start_byte > t.node.start_byte:
+        raise FixRefused(src.line(helper), f"{name}() is defined after the callback: move it above, then split it")
     core = "__" + name
     if re.search(rb"\b" + core.encode() + rb"\b", src.data):
         raise FixRefused(src.line(helper), f"{core} already exists in this file")
@@ -52,7 +54,7 @@ def split_shared_helper(t: Target) -> Rewrite:
     index, hvma = at[0], hparams[at[0]][1]
     body = helper.child_by_field_name("body")
     fields, body_edits = _reads(src, body, hvma)
-    taken = {src.text(i) for i in find(body, "identifier")}
+    taken = {src.text(i) for i in find(body, "identifier")} | {n for _, n in hparams}
     clash = [_VALUES[f][0] for f in fields if _VALUES[f][0] in taken - {hvma}]
     if clash:
         raise FixRefused(src.line(helper), f"{name}() already uses the name `{clash[0]}`")

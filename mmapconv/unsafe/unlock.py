@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import classify
 from ..edits import Edit, apply
 from ..rules_data import load
-from ..source import SourceFile, find
+from ..source import SourceFile, find, parameters
 from . import FixRefused, NotMine, Rewrite, Target, unsafe_fix
 
 _PAIRS: dict = load("classify")["pairs"]
@@ -40,6 +40,8 @@ def unlock_before_request(t: Target) -> Rewrite:
     if lock is None or not isinstance(_PAIRS[_name(src, lock)], str):
         raise FixRefused(src.line(action), "the lock is a guard() held to the end of its scope: move the request out of it by hand")
     unlock_name, held = _PAIRS[_name(src, lock)], _argument(src, lock)
+    params = parameters(src, t.node)
+    vma = params[1][1] if len(params) == 2 else ""
 
     def is_unlock(stmt) -> bool:
         calls = _calls(src, stmt) if stmt.type == "expression_statement" else []
@@ -51,7 +53,7 @@ def unlock_before_request(t: Target) -> Rewrite:
     if not unlocks:
         raise FixRefused(src.line(action), f"{unlock_name}() does not follow the remap on its success path")
     for stmt in after:
-        if stmt in unlocks or stmt.type == "return_statement" and stmt == after[-1] or _describes(src, stmt, t):
+        if stmt in unlocks or stmt.type == "return_statement" and stmt == after[-1] or _describes(src, stmt, vma):
             continue
         raise FixRefused(src.line(stmt), f"`{' '.join(src.text(stmt).split())[:60]}` runs under {held.lstrip('&')} after the "
                                          "remap: the lock guards more than the checks")
@@ -78,7 +80,7 @@ def _argument(src: SourceFile, call) -> str:
     return " ".join(src.text(args[0]).split()) if args else ""
 
 
-def _describes(src: SourceFile, stmt, t: Target) -> bool:
+def _describes(src: SourceFile, stmt, vma: str) -> bool:
     """A statement that only describes the mapping: it may stay after the request."""
     expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
     if expr is None:
@@ -86,6 +88,8 @@ def _describes(src: SourceFile, stmt, t: Target) -> bool:
     if expr.type == "call_expression":
         return _name(src, expr) in _FLAG_CALLS
     if expr.type == "assignment_expression":
-        left = expr.child_by_field_name("left")
-        return left.type == "field_expression" and src.text(left.child_by_field_name("field")) in _DESCRIBES
+        # Only a value at hand: a call on the right would run outside the lock.
+        left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
+        return left.type == "field_expression" and src.text(left.child_by_field_name("argument")) == vma \
+            and src.text(left.child_by_field_name("field")) in _DESCRIBES and not find(right, "call_expression")
     return False
