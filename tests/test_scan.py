@@ -621,3 +621,24 @@ def test_cli_rich_summary(extra):
     assert res.exit_code == 0
     n = len(Scanner(FIXTURES).scan([FIXTURES]).instances)
     assert f"{n} file_operations .mmap instances" in res.stdout
+
+
+def test_header_with_its_own_fops_still_derives_a_macro(tmp_path):
+    """A header analysed first (it has an .mmap of its own) that wraps another header's macro is analysed
+    again once that macro is known: the files using its derived macro are found."""
+    files = {
+        "include/fixture/a.h": "#define A_FOPS \\\n\t.owner = THIS_MODULE, \\\n\t.mmap = a_common_mmap\n",
+        "include/fixture/b.h": (
+            "#include <fixture/a.h>\n"
+            "int a_common_mmap(struct file *file, struct vm_area_struct *vma);\n"
+            "static int b_mmap(struct file *file, struct vm_area_struct *vma) { return 0; }\n"
+            "static const struct file_operations b_fops = { .mmap = b_mmap };\n"
+            "#define DEFINE_B_FOPS(name) \\\n\tstatic const struct file_operations name = { A_FOPS, }\n"),
+        "drivers/c/c.c": "#include <fixture/b.h>\n\nDEFINE_B_FOPS(c_fops);\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    result = Scanner(tmp_path, jobs=1).scan([tmp_path])
+    assert ("drivers/c/c.c", 3, "DEFINE_B_FOPS") in {(ri.instance.path, ri.instance.line, ri.instance.via_macro)
+                                                       for ri in result.instances}
