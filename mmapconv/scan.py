@@ -310,7 +310,8 @@ class Scanner:
 
     def _run(self, pool, files: list[str], macros, force=False):
         pairs = [(p, self.display(p)) for p in files]
-        size = max(4, min(16, len(pairs) // (self.jobs * 4) + 1))
+        # Forced files are few and large (mm/ for vma helpers): one a job balances the workers.
+        size = 1 if force else max(4, min(16, len(pairs) // (self.jobs * 4) + 1))
         jobs = [(pairs[i:i + size], macros, force, self.all_ops, self.level) for i in range(0, len(pairs), size)]
         results, index = [], defaultdict(list)
         mapper = pool.map if pool is not None else map
