@@ -61,6 +61,7 @@ class LockCall(NamedTuple):
     line: int
     name: str
     exit_path: bool   # in a branch that returns: releases for that branch only
+    scope_end: int | None = None   # a scoped_guard()'s block ends on this line: held no further
 
 
 @dataclass
@@ -253,7 +254,8 @@ def _locks_held_over(locks: list["LockCall"], deferred_lines: list[int]) -> list
         release = _PAIRS[take.name]
         ends = [lock.line for lock in locks if lock.name in release and not lock.exit_path and take.line < lock.line]
         for at in deferred_lines:
-            if take.line < at and not any(line < at for line in ends):
+            if take.line < at and not any(line < at for line in ends) and \
+                    (take.scope_end is None or at <= take.scope_end):
                 out.append((take.line, take.name))
                 out += [(lock.line, lock.name) for lock in locks if lock.name in release and lock.line > at][:1]
     return sorted(set(out))
@@ -269,6 +271,17 @@ def unbalanced(locks: list["LockCall"]) -> tuple[int, str] | None:
     if len(main_releases) > taken:
         return main_releases[0].line, main_releases[0].name
     return None
+
+
+def _guarded_block_end(call) -> int | None:
+    """The last line of the block a `scoped_guard(...) { ... }` holds its lock over (the parser sees
+    the call as a statement of its own, the block as the next one); None for any other lock call."""
+    if call.child_by_field_name("function").type != "identifier" or \
+            call.child_by_field_name("function").text != b"scoped_guard":
+        return None
+    stmt = call.parent
+    block = stmt.next_named_sibling if stmt is not None and stmt.type == "expression_statement" else None
+    return block.end_point[0] + 1 if block is not None and block.type == "compound_statement" else None
 
 
 def _on_exit_path(node, body) -> bool:
@@ -313,7 +326,7 @@ def _call(src, summary, node, body, vma, actions) -> None:
         return
     spec = _RULES["kinds"][kind]
     if kind == "lock":
-        summary.locks.append(LockCall(line, name, _on_exit_path(node, body)))
+        summary.locks.append(LockCall(line, name, _on_exit_path(node, body), _guarded_block_end(node)))
         return
     if kind in ACTION_KINDS:
         actions.append(node)

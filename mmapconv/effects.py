@@ -160,7 +160,7 @@ class EffectAnalysis:
         positions = {n: i for i, n in enumerate(summary.params) if n}
         for call in summary.pending:
             callee = self._effect(call.callee, d.path, stack)
-            for write in callee.params:
+            for write in sorted(callee.params):   # a set: sorted, or the evidence shown depends on the hash seed
                 argument = call.args[write[0]] if write[0] < len(call.args) else ""
                 memory = classify.argument_memory(summary.locals, summary.arrays, argument, positions)
                 if isinstance(memory, int):

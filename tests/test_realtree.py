@@ -6,6 +6,7 @@ scripts/kernel-tree.sh (see conftest.py); CI always has it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,17 @@ def test_scan_figures(scan):
     assert scan.errors == []
     assert dict(Counter(f.verdict for f in scan.functions)) == VERDICTS
     assert dict(Counter(f.primary for f in scan.functions)) == PRIMARY
+
+
+def test_scan_does_not_depend_on_the_hash_seed(kernel_tree):
+    """The evidence a reason quotes is chosen in an order that no set iteration decides."""
+    outputs = set()
+    for seed in ("0", "1"):
+        proc = subprocess.run([sys.executable, "-m", "mmapconv", "scan", "--format", "json", str(kernel_tree)],
+                              capture_output=True, check=False, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert proc.returncode == 0, proc.stderr.decode()[-500:]
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1
 
 
 def test_scan_sees_other_ops_only_when_asked(kernel_tree, scan):
