@@ -127,17 +127,58 @@ def search_regex(paths: list[str], pattern: str) -> tuple[list[str], list[Unread
 
 def _read_matching(paths: list[str], matches) -> tuple[list[str], list[Unreadable]]:
     files, problems = walk(paths)
-    found = []
+    found, unreadable = _matching(files, matches)
+    return found, problems + unreadable
+
+
+def _matching(files: list[str], matches) -> tuple[list[str], list[Unreadable]]:
+    found, unreadable = [], []
     for path in files:
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
-            problems.append(Unreadable(path, f"cannot read: {exc.strerror}"))
+            unreadable.append(Unreadable(path, f"cannot read: {exc.strerror}"))
             continue
         if matches(data):
             found.append(path)
-    return found, problems
+    return found, unreadable
+
+
+_NICE = shutil.which("nice")
+# Low enough that the scanner wins a contended core, high enough that a machine busy with
+# other work does not starve the search (at 19 it would get a few percent of a core).
+_NICENESS = 5
+
+
+def count_matching(dirs: list[str], needles: list[bytes]) -> tuple[list[str], int, list[Unreadable]]:
+    """Files below `dirs` holding any needle, how many .c/.h files there are, and the unreadable ones.
+
+    It runs beside the scanner (lint's other files), at a lower priority: it takes the moments a
+    core is idle (the scanner's own grep, its linking) rather than the scanner's time.
+    """
+    if not dirs:
+        return [], 0, []
+    if not _use_grep(dirs):
+        files, problems = walk(dirs)
+        found, unreadable = _matching(files, lambda data: any(n in data for n in needles))
+        return found, len(files), problems + unreadable
+    cmd = ["grep", "-rcZF", "--include=*.c", "--include=*.h", *(a for n in needles for a in (b"-e", n)), "--", *dirs]
+    if _NICE:
+        cmd = [_NICE, "-n", str(_NICENESS), *cmd]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    found, total = [], 0
+    for line in proc.stdout.split(b"\n"):
+        name, sep, count = line.partition(b"\0")
+        if not sep:
+            continue
+        path = name.decode("utf-8", "surrogateescape")
+        if _hidden(path, dirs):   # walk() skips them too
+            continue
+        total += 1
+        if count.strip() not in (b"0", b""):
+            found.append(path)
+    return found, total, _grep_problems(proc.stderr)
 
 
 def _hidden(path: str, roots: list[str]) -> bool:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -226,59 +224,6 @@ def _walk_key(relative: str):
     return [(1, p) for p in parts[:-1]] + [(0, parts[-1])]
 
 
-_NICE = shutil.which("nice")
-# Low enough that the scanner wins a contended core, high enough that a machine busy with
-# other work does not starve the search (at 19 it would get a few percent of a core).
-_NICENESS = 5
-
-
-def _grep_count(dirs: list[str], needles: list[bytes]):
-    """(files holding a needle, number of .c/.h files, unreadable) below `dirs`, with GNU grep."""
-    cmd = ["grep", "-rcZF", "--include=*.c", "--include=*.h", *(a for n in needles for a in (b"-e", n)), "--", *dirs]
-    if _NICE:
-        # It runs beside the scanner, which leaves a core idle now and then (its own grep, its
-        # linking): at a lower priority it takes those rather than the scanner's time.
-        cmd = [_NICE, "-n", str(_NICENESS), *cmd]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    found, total = [], 0
-    for line in proc.stdout.split(b"\n"):
-        name, sep, count = line.partition(b"\0")
-        if not sep:
-            continue
-        path = name.decode("utf-8", "surrogateescape")
-        if prefilter._hidden(path, dirs):   # noqa: SLF001  (walk() skips them too)
-            continue
-        total += 1
-        if count.strip() not in (b"0", b""):
-            found.append(path)
-    problems = []
-    for text in proc.stderr.decode("utf-8", "replace").splitlines():
-        parts = text.split(": ")
-        if len(parts) >= 3 and parts[0] == "grep":
-            problems.append(prefilter.Unreadable(": ".join(parts[1:-1]), f"cannot read: {parts[-1]}"))
-    return found, total, problems
-
-
-def _search(dirs: list[str], needles: list[bytes]):
-    """Files below `dirs` holding any needle, how many .c/.h files there are, and the unreadable ones."""
-    if not dirs:
-        return [], 0, []
-    if prefilter._use_grep(dirs):   # noqa: SLF001  (the scanner's own rule: grep on PATH, not disabled)
-        return _grep_count(dirs, needles)
-    files, problems = prefilter.walk(dirs)
-    found = []
-    for path in files:
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            problems.append(prefilter.Unreadable(path, f"cannot read: {exc.strerror}"))
-            continue
-        if any(n in data for n in needles):
-            found.append(path)
-    return found, len(files), problems
-
-
 class _Levels:
     """The level each file is linted at: the one asked for, or with `auto` its kernel tree's."""
 
@@ -335,7 +280,7 @@ def lint_paths(paths: list[Path], api: str = AUTO, root: Path | None = None, job
     scan_level = levels.of(_common(resolved)) if paths else None
 
     with ThreadPoolExecutor(1) as background:
-        search = background.submit(_search, [str(d) for d in dirs], _minimal(words))
+        search = background.submit(prefilter.count_matching, [str(d) for d in dirs], _minimal(words))
         facts = scan_mmap_uses(resolved, scan_level or DEFAULT_API, jobs) if paths else ScanFacts({}, {}, None)
         found, total, unreadable = search.result()
 
