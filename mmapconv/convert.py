@@ -26,7 +26,8 @@ from .references import UnknownReference, reference_edits
 from . import prefilter
 from .scan import FunctionResult, ScanResult, Scanner, analyze, convertible_here
 from . import unsafe
-from .source import SourceFile, count_errors, decode, function_name
+from .source import SourceFile, count_errors, decode
+from .style import pad_to
 
 
 
@@ -78,16 +79,6 @@ class _Skip(Exception):
         return _Skip, (self.path, self.line, self.message)
 
 
-def _pad(head: str, column: int, tabs: bool) -> str:
-    """Blanks after `head` that reach `column` (tabs first when the line used tabs); at least one."""
-    pad = ""
-    while tabs and len((head + pad + "\t").expandtabs(8)) <= column:
-        pad += "\t"
-    while len((head + pad).expandtabs(8)) < column:
-        pad += " "
-    return pad or " "
-
-
 def _designator_edits(data: bytes, start: int, end: int, member: str) -> list[Edit]:
     """`.mmap<ws>=<ws>fn` becomes `.mmap_prepare<ws>=<ws>fn`, `=` and the value kept in their columns."""
     eq = data.index(b"=", end)
@@ -100,11 +91,11 @@ def _designator_edits(data: bytes, start: int, end: int, member: str) -> list[Ed
         return [Edit(start, end, new)]
     gap = before
     if len(before) > 1 or "\t" in before:
-        gap = _pad(prefix + new, len(decode(data[line_start:eq]).expandtabs(8)), "\t" in before)
+        gap = pad_to(prefix + new, len(decode(data[line_start:eq]).expandtabs(8)), "\t" in before)
     edits = [Edit(start, eq, new + gap)]
     if len(after) > 1 or "\t" in after:
         head = prefix + new + gap + "="
-        edits.append(Edit(eq + 1, value, _pad(head, len(decode(data[line_start:value]).expandtabs(8)), "\t" in after)))
+        edits.append(Edit(eq + 1, value, pad_to(head, len(decode(data[line_start:value]).expandtabs(8)), "\t" in after)))
     return edits
 
 
@@ -119,7 +110,7 @@ def _keep_continuation(data: bytes, after: int, line_edits: list[Edit]) -> list[
     slash = line_start + len(stripped) - 1
     gap_start = line_start + len(data[line_start:slash].rstrip())
     head = decode(apply(data[line_start:gap_start], line_edits, base=line_start))
-    return [Edit(gap_start, slash, _pad(head, len(decode(data[line_start:slash]).expandtabs(8)), True))]
+    return [Edit(gap_start, slash, pad_to(head, len(decode(data[line_start:slash]).expandtabs(8)), True))]
 
 
 # What convert searches the whole tree for later (other users of an exported callback) is
@@ -251,8 +242,7 @@ class Converter:
         """What an unsafe fix proposes for a refused callback; raises FixRefused."""
         summary = fn.summaries[0]
         src = self.source(summary.path)
-        node = next((n for n in src.find("function_definition")
-                     if function_name(src, n) == fn.function and src.line(n) == summary.line), None)
+        node = next((n for n in src.definitions_named(fn.function) if src.line(n) == summary.line), None)
         if node is None:
             return None
         return unsafe.propose(unsafe.Target(src, node, fn.function, fn.evidence, self.result.level, summary.refusal))

@@ -181,6 +181,10 @@ class SourceFile:
             return self._by_type[types[0]]
         return sorted((n for t in types for n in self._by_type[t]), key=lambda n: (n.start_byte, -n.end_byte))
 
+    def definitions_named(self, name: str) -> list[tree_sitter.Node]:
+        """The function definitions of `name` in this file (one per configuration, often just one)."""
+        return [n for n in self.find("function_definition") if function_name(self, n) == name]
+
     def identifiers_named(self, name: str) -> list[tree_sitter.Node]:
         """The identifier nodes spelling `name`, found from the bytes (a query of every identifier is slow)."""
         out = []

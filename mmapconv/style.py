@@ -28,6 +28,16 @@ def wrap(indent: str, line: str, width: int = 80) -> str:
     return ("\n" + cont).join(out)
 
 
+def pad_to(head: str, column: int, tabs: bool) -> str:
+    """Blanks after `head` that reach `column` (tabs first when the line used tabs); at least one."""
+    pad = ""
+    while tabs and len((head + pad + "\t").expandtabs(8)) <= column:
+        pad += "\t"
+    while len((head + pad).expandtabs(8)) < column:
+        pad += " "
+    return pad or " "
+
+
 def _columns(text: str) -> int:
     return len(text.expandtabs(8))
 

@@ -22,7 +22,7 @@ from ..classify import AUTO_CATEGORIES, Evidence, summarize
 from ..edits import Edit, apply
 from ..lint.catalogue import FIXES
 from ..plan import plan_function
-from ..source import InputError, SourceFile, count_errors, function_name
+from ..source import InputError, SourceFile, count_errors
 from ..transforms import Refusal
 
 
@@ -112,7 +112,7 @@ def _converted(target: Target, rewrite: Rewrite) -> list[Edit]:
         raise Refusal(line, str(exc)) from None
     if count_errors(fixed.root) > count_errors(target.src.root):
         raise Refusal(line, "the fixed file does not parse")
-    node = next((n for n in fixed.find("function_definition") if function_name(fixed, n) == target.name), None)
+    node = next(iter(fixed.definitions_named(target.name)), None)
     if node is None:
         raise Refusal(line, f"{target.name} is gone")
     summary = summarize(fixed, node)

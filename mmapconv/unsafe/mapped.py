@@ -14,6 +14,7 @@ from ..edits import Edit, apply
 from ..plan import leading_comment_start
 from ..rules_data import load
 from ..source import SourceFile, decode, find, function_name, parameters
+from ..style import pad_to
 from . import FixRefused, NotMine, Rewrite, Target, unsafe_fix
 
 _DATA = load("fixes")["mapped"]
@@ -152,7 +153,7 @@ def _function_of(node):
 def _defined(src: SourceFile, name: str | None):
     if not name:
         return None
-    return next((n for n in src.find("function_definition") if function_name(src, n) == name), None)
+    return next(iter(src.definitions_named(name)), None)
 
 
 def _statement_on(src: SourceFile, body, line: int):
@@ -425,12 +426,7 @@ def _aligned(head: str, gap: str, column: int) -> str:
     """`head` and blanks like `gap` up to `column` when `gap` aligned something (tabs, or several blanks)."""
     if "\t" not in gap and len(gap) <= 1:
         return head + gap
-    pad = ""
-    while "\t" in gap and len((head + pad + "\t").expandtabs(8)) <= column:
-        pad += "\t"
-    while len((head + pad).expandtabs(8)) < column:
-        pad += " "
-    return head + (pad or " ")
+    return head + pad_to(head, column, "\t" in gap)
 
 
 def _signature(hook: str, file_name: str) -> str:

@@ -15,7 +15,7 @@ import re
 from ..edits import Edit, apply
 from ..plan import leading_comment_start
 from ..rules_data import load
-from ..source import SourceFile, decode, find, function_declarator, function_name, parameters
+from ..source import SourceFile, decode, find, function_declarator, parameters
 from ..style import wrap_line
 from . import FixRefused, NotMine, Rewrite, Target, unsafe_fix
 
@@ -37,7 +37,7 @@ def split_shared_helper(t: Target) -> Rewrite:
     if call is None:
         raise NotMine
     name = src.text(call.child_by_field_name("function"))
-    helpers = [n for n in src.find("function_definition") if function_name(src, n) == name]
+    helpers = src.definitions_named(name)
     if len(helpers) != 1:
         raise FixRefused(src.line(call), f"{name}() is defined {len(helpers)} times in this file")
     helper = helpers[0]
