@@ -196,7 +196,7 @@ def _new_function(src: SourceFile, fn, edits: list[Edit]) -> bytes:
     return apply(src.data[fn.start_byte:fn.end_byte], own, base=fn.start_byte)
 
 
-def _top_declarations(src: SourceFile, body):
+def top_declarations(src: SourceFile, body) -> dict:
     """Single-variable declarations directly in the body: name -> node."""
     out = {}
     for stmt in body.named_children:
@@ -222,7 +222,7 @@ def _drop_unused_locals(src: SourceFile, fn, body, edits: list[Edit]) -> list[Ed
         for ident, _line in _identifiers(tree.root_node, text):
             used[ident] = used.get(ident, 0) + 1
         removed = False
-        for local, decl in _top_declarations(src, body).items():
+        for local, decl in top_declarations(src, body).items():
             if used.get(local, 0) == 1 and not any(e.start == decl.start_byte and e.text == "" for e in edits):
                 start, end = src.line_span(decl)
                 before = src.data[:start].rstrip(b" \t")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from ..edits import Edit, apply
-from ..plan import leading_comment_start
+from ..plan import leading_comment_start, top_declarations
 from ..rules_data import load
-from ..source import SourceFile, decode, find, function_name, parameters
+from ..source import SourceFile, automatic_locals, decode, find, function_name, parameters
 from ..style import pad_to
 from . import FixRefused, NotMine, Rewrite, Target, unsafe_fix
 
@@ -191,34 +191,26 @@ def _const_file_use(src: SourceFile, node) -> None:
 
 def _with_locals(src: SourceFile, body, statements: list, file_name: str, vma: str) -> str:
     """The statements, after the declarations of the locals they read (each from the file alone), once each."""
-    declarations = {}
-    for decl in body.named_children:
-        if decl.type != "declaration":
-            continue
-        for d in decl.children_by_field_name("declarator"):
-            inner = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
-            while inner is not None and inner.type != "identifier":
-                inner = inner.child_by_field_name("declarator")
-            if inner is not None:
-                declarations[src.text(inner)] = (decl, d)
+    declarations, locals_ = top_declarations(src, body), automatic_locals(src, body)
     needed, todo = [], list(statements)
     while todo:
         node = todo.pop()
         for ident in find(node, "identifier"):
             name = src.text(ident)
-            if name in declarations and name not in needed:
-                decl, d = declarations[name]
-                if d.type != "init_declarator" or len(decl.children_by_field_name("declarator")) != 1:
-                    raise FixRefused(src.line(decl), f"`{name}` is not given its value where it is declared")
-                if _assigned_again(src, body, name):
-                    raise FixRefused(src.line(decl), f"`{name}` changes in the callback: mapped() cannot recompute it")
-                if any(src.text(i) == vma for i in find(decl, "identifier")):
-                    raise FixRefused(src.line(decl), f"`{name}` is read from the vma, which mapped() does not have")
-                needed.append(name)
-                todo.append(decl)
+            if name not in locals_ or name in needed:
+                continue
+            decl = declarations.get(name)
+            if decl is None or decl.children_by_field_name("declarator")[0].type != "init_declarator":
+                raise FixRefused(src.line(node), f"`{name}` is not given its value where it is declared")
+            if _assigned_again(src, body, name):
+                raise FixRefused(src.line(decl), f"`{name}` changes in the callback: mapped() cannot recompute it")
+            if any(src.text(i) == vma for i in find(decl, "identifier")):
+                raise FixRefused(src.line(decl), f"`{name}` is read from the vma, which mapped() does not have")
+            needed.append(name)
+            todo.append(decl)
     lines = []
-    for name in sorted(needed, key=lambda n: declarations[n][0].start_byte):
-        decl = declarations[name][0]
+    for name in sorted(needed, key=lambda n: declarations[n].start_byte):
+        decl = declarations[name]
         _file_uses_ok(src, decl, file_name)
         lines.append(src.text(decl))
     for stmt in statements:

@@ -35,7 +35,7 @@ def unlock_before_request(t: Target) -> Rewrite:
                    for line in range(src.line(s), s.end_point[0] + 2)}
     if any(e.code == "writes-state" and e.line not in after_lines for e in t.evidence):
         raise NotMine
-    lock = next((c for s in statements[:statements.index(action)] for c in _calls(src, s)
+    lock = next((c for s in statements[:statements.index(action)] for c in find(s, "call_expression")
                  if src.line(c) in lock_lines and _name(src, c) in _PAIRS), None)
     if lock is None or not isinstance(_PAIRS[_name(src, lock)], str):
         raise FixRefused(src.line(action), "the lock is a guard() held to the end of its scope: move the request out of it by hand")
@@ -44,7 +44,7 @@ def unlock_before_request(t: Target) -> Rewrite:
     vma = params[1][1] if len(params) == 2 else ""
 
     def is_unlock(stmt) -> bool:
-        calls = _calls(src, stmt) if stmt.type == "expression_statement" else []
+        calls = find(stmt, "call_expression") if stmt.type == "expression_statement" else []
         return len(calls) == 1 and calls[0].parent == stmt and _name(src, calls[0]) == unlock_name \
             and _argument(src, calls[0]) == held
 
@@ -69,10 +69,6 @@ def unlock_before_request(t: Target) -> Rewrite:
 
 def _name(src: SourceFile, call) -> str:
     return src.text(call.child_by_field_name("function"))
-
-
-def _calls(src: SourceFile, stmt) -> list:
-    return find(stmt, "call_expression")
 
 
 def _argument(src: SourceFile, call) -> str:
